@@ -1,0 +1,53 @@
+"""rag-infra: settings -> Docker hosts -> tiers -> migrations -> exports."""
+
+import pulumi
+
+from components.app_env import app_env
+from components.docker_hosts import DockerHosts, DockerHostsArgs
+from components.kong import KongGateway, KongGatewayArgs
+from components.qdrant import QdrantCluster, QdrantClusterArgs
+from components.settings import load_settings
+
+settings = load_settings()
+
+hosts = DockerHosts(
+    "docker",
+    DockerHostsArgs(project=settings.project, stack=settings.stack, hosts=settings.docker_hosts),
+)
+
+qdrant = (
+    QdrantCluster(
+        "qdrant",
+        QdrantClusterArgs(settings=settings.qdrant, hosts=hosts, api_key=settings.secrets.qdrant_api_key),
+    )
+    if settings.features.qdrant_cluster
+    else None
+)
+
+kong = (
+    KongGateway(
+        "kong",
+        KongGatewayArgs(settings=settings.kong, hosts=hosts, jwt_secret=settings.secrets.kong_jwt_secret),
+    )
+    if settings.features.kong_gateway
+    else None
+)
+
+if qdrant:
+    pulumi.export("qdrantUrl", qdrant.url)
+    pulumi.export("qdrantGrpcUrl", qdrant.grpc_url)
+    pulumi.export("qdrantApiKey", qdrant.api_key)
+
+if kong:
+    pulumi.export("kongProxyUrl", kong.proxy_url)
+    pulumi.export("kongAdminUrl", kong.admin_url)
+    pulumi.export("kongJwtCredentials", kong.credentials)
+
+pulumi.export(
+    "appEnv",
+    app_env(
+        neon_database_url=None,
+        qdrant_cluster_url=qdrant.internal_url if qdrant else None,
+        kong_gateway_url=kong.proxy_url if kong else None,
+    ),
+)

@@ -1,0 +1,1 @@
+"""rag-infra components: one ComponentResource per module, plus typed settings and renderers."""

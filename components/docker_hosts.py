@@ -1,0 +1,130 @@
+"""Docker hosts and the stack network: one provider per host, one network per stack."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import pulumi
+import pulumi_docker as docker
+
+# ssh:// hosts are usually reached non-interactively (CI, a laptop with an agent): fail fast
+# instead of waiting on a password prompt.
+SSH_OPTS = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
+
+
+def reachable_host(docker_host: str) -> str:
+    """The address at which ports published on `docker_host` are reached from this machine."""
+    parts = urlsplit(docker_host)
+    if parts.scheme in ("unix", "npipe"):
+        return "localhost"
+    return parts.hostname or "localhost"
+
+
+def round_robin(count: int, slots: int) -> list[int]:
+    """Slot index for each of `count` quorum members, spread evenly over `slots` hosts."""
+    if slots < 1:
+        raise ValueError("round_robin needs at least one slot")
+    return [member % slots for member in range(count)]
+
+
+@dataclass(frozen=True)
+class DockerHostsArgs:
+    """Where the stack runs."""
+
+    project: str
+    """Project name, first part of every Docker object name."""
+    stack: str
+    """Stack name, second part of every Docker object name and of the labels."""
+    hosts: Sequence[str]
+    """Docker host URLs (`unix://…`, `ssh://user@host`); several hosts must form a Docker Swarm."""
+
+
+class DockerHosts(pulumi.ComponentResource):
+    """The Docker providers of a stack and the network its containers share.
+
+    One host gets a user-defined bridge (Docker DNS resolves container names only on
+    user-defined networks). Several hosts get an attachable overlay network, created once on
+    the first host, which must be a Swarm manager; the other hosts must have joined the Swarm.
+    """
+
+    providers: list[docker.Provider]
+    network: docker.Network
+    network_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: DockerHostsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("rag-infra:index:DockerHosts", name, None, opts)
+        self._args = args
+        self.providers = [
+            docker.Provider(
+                f"{name}-host-{index}",
+                host=url,
+                ssh_opts=SSH_OPTS if url.startswith("ssh://") else None,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for index, url in enumerate(args.hosts)
+        ]
+        multi_host = len(args.hosts) > 1
+        self.network_driver = "overlay" if multi_host else "bridge"
+        self.network = docker.Network(
+            f"{name}-network",
+            name=self.prefix,
+            driver=self.network_driver,
+            attachable=True if multi_host else None,
+            labels=[
+                docker.NetworkLabelArgs(label=key, value=value)
+                for key, value in self._label_pairs("network").items()
+            ],
+            opts=pulumi.ResourceOptions(parent=self, provider=self.providers[0]),
+        )
+        self.network_name = self.network.name
+        self.register_outputs(
+            {
+                "networkName": self.network_name,
+                "networkDriver": self.network_driver,
+                "hostCount": len(self.providers),
+            }
+        )
+
+    @property
+    def prefix(self) -> str:
+        """Prefix of Docker object names, so several stacks can share one host."""
+        return f"{self._args.project}-{self._args.stack}"
+
+    @property
+    def host_count(self) -> int:
+        return len(self.providers)
+
+    def reachable_host(self, index: int) -> str:
+        """Where ports published on host `index` are reached from the machine running Pulumi."""
+        return reachable_host(self._args.hosts[index])
+
+    def placement(self, count: int) -> list[docker.Provider]:
+        """The provider for each of `count` quorum members, round-robin over the hosts."""
+        return [self.providers[slot] for slot in round_robin(count, len(self.providers))]
+
+    def _label_pairs(self, component: str) -> dict[str, str]:
+        return {
+            "rag-infra.project": self._args.project,
+            "rag-infra.stack": self._args.stack,
+            "rag-infra.component": component,
+        }
+
+    def labels(self, component: str) -> list[docker.ContainerLabelArgs]:
+        """Labels naming the stack and the component, for every container."""
+        return [
+            docker.ContainerLabelArgs(label=key, value=value)
+            for key, value in self._label_pairs(component).items()
+        ]
+
+    def volume_labels(self, component: str) -> list[docker.VolumeLabelArgs]:
+        """The same labels for named volumes."""
+        return [
+            docker.VolumeLabelArgs(label=key, value=value)
+            for key, value in self._label_pairs(component).items()
+        ]
+
+    def attach(self, alias: str) -> list[docker.ContainerNetworksAdvancedArgs]:
+        """Join the stack network under a stable DNS name."""
+        return [docker.ContainerNetworksAdvancedArgs(name=self.network_name, aliases=[alias])]

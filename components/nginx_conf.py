@@ -1,0 +1,141 @@
+"""Pure renderer of the NGINX load balancer in front of the Qdrant nodes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+# `http2 on;` replaced `listen … http2` in 1.25.1; `server … resolve` reached OSS in 1.27.3.
+HTTP2_DIRECTIVE_SINCE = (1, 25, 1)
+UPSTREAM_RESOLVE_SINCE = (1, 27, 3)
+DOCKER_DNS = "127.0.0.11"
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """One Qdrant node as NGINX reaches it."""
+
+    host: str
+    rest_port: int = 6333
+    grpc_port: int = 6334
+
+
+@dataclass(frozen=True)
+class LbOptions:
+    """How the load balancer listens and behaves. Defaults are the container's."""
+
+    nginx_version: tuple[int, ...]
+    """Version of the nginx that will run the file; picks version-dependent syntax."""
+    rest_port: int = 6333
+    grpc_port: int = 6334
+    listen_host: str = ""
+    """Empty: all interfaces (inside the container). Tests bind 127.0.0.1."""
+    max_fails: int = 2
+    fail_timeout: str = "10s"
+    keepalive: int = 32
+    max_body: str = "32m"
+    """Qdrant's own REST limit (service.max_request_size_mb: 32); nginx's default is 1m."""
+    connect_timeout: str = "2s"
+    read_timeout: str = "60s"
+    next_upstream_tries: int = 3
+    docker_dns: bool = True
+    """Re-resolve node names through Docker's DNS, so a recreated node's new IP is picked up."""
+    worker_processes: str = "auto"
+    pid_path: str = "/var/run/nginx.pid"
+    error_log: str = "stderr warn"
+    temp_dir: str | None = None
+    """Where request-body and proxy temp files go; None keeps nginx's compiled-in paths."""
+
+
+def render_qdrant_lb_conf(upstreams: Sequence[Upstream], options: LbOptions) -> str:
+    """nginx.conf text: an HTTP/1.1 REST listener and an HTTP/2 gRPC listener over all nodes."""
+    if not upstreams:
+        raise ValueError("the Qdrant load balancer needs at least one upstream")
+    resolve = options.docker_dns and options.nginx_version >= UPSTREAM_RESOLVE_SINCE
+    http2_directive = options.nginx_version >= HTTP2_DIRECTIVE_SINCE
+    server_params = f"max_fails={options.max_fails} fail_timeout={options.fail_timeout}"
+    if resolve:
+        server_params += " resolve"
+
+    def listen(port: int, http2: bool = False) -> str:
+        address = f"{options.listen_host}:{port}" if options.listen_host else str(port)
+        suffix = " http2" if http2 and not http2_directive else ""
+        return f"listen {address}{suffix};"
+
+    def upstream_block(name: str, port_of: str) -> list[str]:
+        lines = [f"    upstream {name} {{"]
+        if resolve:
+            # `resolve` needs the upstream state in shared memory.
+            lines.append(f"        zone {name} 64k;")
+        for node in upstreams:
+            lines.append(f"        server {node.host}:{getattr(node, port_of)} {server_params};")
+        lines.append(f"        keepalive {options.keepalive};")
+        lines.append("    }")
+        return lines
+
+    temp_paths: list[str] = []
+    if options.temp_dir:
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            temp_paths.append(f"    {kind}_temp_path {options.temp_dir}/{kind};")
+
+    lines = [
+        "# Rendered by rag-infra (components/nginx_conf.py). Do not edit by hand.",
+        f"worker_processes {options.worker_processes};",
+        f"pid {options.pid_path};",
+        f"error_log {options.error_log};",
+        "",
+        "events {",
+        "    worker_connections 4096;",
+        "}",
+        "",
+        "http {",
+        "    access_log off;",
+        f"    client_max_body_size {options.max_body};",
+        *temp_paths,
+    ]
+    if resolve:
+        lines.append(f"    resolver {DOCKER_DNS} valid=10s ipv6=off;")
+    lines += [
+        *upstream_block("qdrant_rest", "rest_port"),
+        *upstream_block("qdrant_grpc", "grpc_port"),
+        "",
+        "    server {",
+        f"        {listen(options.rest_port)}",
+        "        location / {",
+        "            proxy_pass http://qdrant_rest;",
+        "            # Keepalive to the nodes needs HTTP/1.1 and an empty Connection header.",
+        "            proxy_http_version 1.1;",
+        '            proxy_set_header Connection "";',
+        "            proxy_set_header Host $host;",
+        f"            proxy_connect_timeout {options.connect_timeout};",
+        f"            proxy_read_timeout {options.read_timeout};",
+        f"            proxy_send_timeout {options.read_timeout};",
+        "            # POST is retried on the next node too (non_idempotent): Qdrant's searches and",
+        "            # queries are POSTs that only read, and its point writes (PUT upsert, POST",
+        "            # delete / payload / vectors) are keyed by point id, so a repeat leaves the",
+        "            # same state. Snapshots are per node and are never taken through the LB.",
+        "            proxy_next_upstream error timeout http_502 http_503 http_504 non_idempotent;",
+        f"            proxy_next_upstream_tries {options.next_upstream_tries};",
+        "            proxy_next_upstream_timeout 15s;",
+        "        }",
+        "    }",
+        "",
+        "    server {",
+        f"        {listen(options.grpc_port, http2=True)}",
+    ]
+    if http2_directive:
+        lines.append("        http2 on;")
+    lines += [
+        "        location / {",
+        "            grpc_pass grpc://qdrant_grpc;",
+        f"            grpc_connect_timeout {options.connect_timeout};",
+        f"            grpc_read_timeout {options.read_timeout};",
+        "            # Every gRPC call is a POST; same reasoning as the REST listener.",
+        "            grpc_next_upstream error timeout non_idempotent;",
+        f"            grpc_next_upstream_tries {options.next_upstream_tries};",
+        "        }",
+        "    }",
+        "}",
+        "",
+    ]
+    return "\n".join(lines)

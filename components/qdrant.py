@@ -1,0 +1,194 @@
+"""QdrantCluster: N Qdrant nodes in one Raft cluster behind an NGINX load balancer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components.docker_hosts import DockerHosts
+from components.nginx_conf import LbOptions, Upstream, render_qdrant_lb_conf
+from components.qdrant_collection import QdrantCollection, QdrantCollectionArgs
+from components.secrets import secret_or_generated
+from components.settings import QdrantSettings, image_version
+
+REST_PORT = 6333
+GRPC_PORT = 6334
+P2P_PORT = 6335  # Raft and internal gRPC: never published to a host
+LB_ALIAS = "qdrant-lb"
+
+# The image has bash but no curl/wget: speak HTTP over bash's /dev/tcp. /readyz is Qdrant's
+# start-up gate (all local shards ready) and never needs the API key.
+READYZ_PROBE = (
+    "exec 3<>/dev/tcp/127.0.0.1/6333 && printf 'GET /readyz HTTP/1.0\\r\\n\\r\\n' >&3 "
+    "&& read -r status <&3 && [[ $status == *' 200 '* ]]"
+)
+
+
+def node_alias(index: int) -> str:
+    """Stable DNS name of node `index` on the stack network."""
+    return f"qdrant-{index}"
+
+
+def node_command(index: int) -> list[str]:
+    """Every node names itself and bootstraps from node 0 (node 0 then starts the cluster,
+    Qdrant >= 1.13.3). The image's entrypoint passes its arguments on to ./qdrant."""
+    return [
+        "./entrypoint.sh",
+        "--uri",
+        f"http://{node_alias(index)}:{P2P_PORT}",
+        "--bootstrap",
+        f"http://{node_alias(0)}:{P2P_PORT}",
+    ]
+
+
+@dataclass(frozen=True)
+class QdrantClusterArgs:
+    """Inputs of the Qdrant tier."""
+
+    settings: QdrantSettings
+    hosts: DockerHosts
+    api_key: pulumi.Output[str] | None
+    """Configured `qdrantApiKey`; generated when None."""
+
+
+class QdrantCluster(pulumi.ComponentResource):
+    """Qdrant nodes (one volume each, spread over the Docker hosts), the LB and the collections."""
+
+    url: pulumi.Output[str]
+    grpc_url: pulumi.Output[str]
+    internal_url: pulumi.Output[str]
+    api_key: pulumi.Output[str]
+    collections: list[QdrantCollection]
+
+    def __init__(
+        self, name: str, args: QdrantClusterArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("rag-infra:index:QdrantCluster", name, None, opts)
+        settings, hosts = args.settings, args.hosts
+        self.api_key = secret_or_generated(f"{name}-api-key", args.api_key, parent=self)
+
+        nodes: list[docker.Container] = []
+        for index, provider in enumerate(hosts.placement(settings.nodes)):
+            child = pulumi.ResourceOptions(parent=self, provider=provider)
+            image = docker.RemoteImage(
+                f"{name}-image-{index}", name=settings.image, keep_locally=True, opts=child
+            )
+            storage = docker.Volume(
+                f"{name}-storage-{index}",
+                name=f"{hosts.prefix}-qdrant-{index}-storage",
+                labels=hosts.volume_labels("qdrant"),
+                opts=child,
+            )
+            snapshots = docker.Volume(
+                f"{name}-snapshots-{index}",
+                name=f"{hosts.prefix}-qdrant-{index}-snapshots",
+                labels=hosts.volume_labels("qdrant"),
+                opts=child,
+            )
+            nodes.append(
+                docker.Container(
+                    f"{name}-node-{index}",
+                    name=f"{hosts.prefix}-{node_alias(index)}",
+                    hostname=node_alias(index),
+                    image=image.image_id,
+                    command=node_command(index),
+                    envs=[
+                        "QDRANT__CLUSTER__ENABLED=true",
+                        f"QDRANT__CLUSTER__P2P__PORT={P2P_PORT}",
+                        self.api_key.apply(lambda key: f"QDRANT__SERVICE__API_KEY={key}"),
+                    ],
+                    volumes=[
+                        docker.ContainerVolumeArgs(
+                            volume_name=storage.name, container_path="/qdrant/storage"
+                        ),
+                        docker.ContainerVolumeArgs(
+                            volume_name=snapshots.name, container_path="/qdrant/snapshots"
+                        ),
+                    ],
+                    networks_advanced=hosts.attach(node_alias(index)),
+                    # A follower that starts before node 0 answers exits at once; restart it.
+                    restart="always",
+                    memory=settings.memory_mb,
+                    healthcheck=docker.ContainerHealthcheckArgs(
+                        tests=["CMD", "bash", "-c", READYZ_PROBE],
+                        interval="10s",
+                        timeout="5s",
+                        retries=6,
+                        start_period="30s",
+                    ),
+                    labels=hosts.labels("qdrant"),
+                    opts=pulumi.ResourceOptions(
+                        parent=self,
+                        provider=provider,
+                        depends_on=nodes[:1],  # followers after node 0
+                    ),
+                )
+            )
+
+        lb_provider = hosts.providers[0]
+        lb_child = pulumi.ResourceOptions(parent=self, provider=lb_provider)
+        lb_image = docker.RemoteImage(
+            f"{name}-lb-image", name=settings.lb_image, keep_locally=True, opts=lb_child
+        )
+        lb_conf = render_qdrant_lb_conf(
+            [Upstream(node_alias(i), REST_PORT, GRPC_PORT) for i in range(settings.nodes)],
+            LbOptions(nginx_version=image_version(settings.lb_image) or (1, 0, 0)),
+        )
+        self.lb = docker.Container(
+            f"{name}-lb",
+            name=f"{hosts.prefix}-{LB_ALIAS}",
+            image=lb_image.image_id,
+            uploads=[docker.ContainerUploadArgs(file="/etc/nginx/nginx.conf", content=lb_conf)],
+            ports=[
+                docker.ContainerPortArgs(internal=REST_PORT, external=settings.lb_port),
+                docker.ContainerPortArgs(internal=GRPC_PORT, external=settings.lb_grpc_port),
+            ],
+            networks_advanced=hosts.attach(LB_ALIAS),
+            restart="always",
+            memory=256 if settings.memory_mb else None,
+            healthcheck=docker.ContainerHealthcheckArgs(
+                # busybox wget in the alpine image; /healthz passes through to a node.
+                tests=["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{REST_PORT}/healthz"],
+                interval="10s",
+                timeout="5s",
+                retries=3,
+            ),
+            labels=hosts.labels("qdrant-lb"),
+            # nginx resolves upstream names when it loads the file: start it after the nodes.
+            opts=pulumi.ResourceOptions(parent=self, provider=lb_provider, depends_on=nodes),
+        )
+
+        public_host = hosts.reachable_host(0)
+        self.url = pulumi.Output.from_input(f"http://{public_host}:{settings.lb_port}")
+        self.grpc_url = pulumi.Output.from_input(f"http://{public_host}:{settings.lb_grpc_port}")
+        self.internal_url = pulumi.Output.from_input(f"http://{LB_ALIAS}:{REST_PORT}")
+
+        self.collections = [
+            QdrantCollection(
+                f"{name}-collection-{collection.name}",
+                QdrantCollectionArgs(
+                    url=self.url,
+                    api_key=self.api_key,
+                    name=collection.name,
+                    vector_size=collection.vector_size,
+                    distance=collection.distance,
+                    shard_number=collection.shard_number,
+                    replication_factor=collection.replication_factor,
+                    write_consistency_factor=collection.write_consistency_factor,
+                    expected_peers=settings.nodes,
+                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.lb, *nodes]),
+            )
+            for collection in settings.collections
+        ]
+        self.register_outputs(
+            {
+                "url": self.url,
+                "grpcUrl": self.grpc_url,
+                "internalUrl": self.internal_url,
+                "apiKey": self.api_key,
+                "nodeCount": settings.nodes,
+            }
+        )

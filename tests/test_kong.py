@@ -1,0 +1,302 @@
+"""KongGateway under mocks (both modes, both stacks) and its rendered config against Kong's rules."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import jwt
+import pytest
+import yaml
+
+from components.kong_config import render_kong_config, segment_path
+from components.kong_token import issue_token, main
+from components.settings import SettingsError, parse_settings
+from tests.harness import contains_secret_wrapper, unwrap_secrets
+
+STACKS = ["dev", "prod"]
+MODES = ["off", "postgres"]
+# Kong 3.9 schema rules (facts/kong-nginx.md §2.2, §3).
+UTF8_NAME = re.compile(r"^[A-Za-z0-9._~-]+$")
+METHODS = {"GET", "HEAD", "PUT", "PATCH", "POST", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+JWT_FIELDS = {
+    "uri_param_names",
+    "cookie_names",
+    "header_names",
+    "key_claim_name",
+    "secret_is_base64",
+    "claims_to_verify",
+    "anonymous",
+    "run_on_preflight",
+    "maximum_expiration",
+    "realm",
+}
+RATE_LIMIT_FIELDS = {
+    "second",
+    "minute",
+    "hour",
+    "day",
+    "month",
+    "year",
+    "limit_by",
+    "header_name",
+    "path",
+    "policy",
+    "fault_tolerant",
+    "hide_client_headers",
+    "error_code",
+    "error_message",
+    "sync_rate",
+    "redis",
+}
+CORS_FIELDS = {
+    "origins",
+    "methods",
+    "headers",
+    "exposed_headers",
+    "credentials",
+    "max_age",
+    "preflight_continue",
+    "private_network",
+}
+JWT_ALGORITHMS = {
+    "HS256",
+    "HS384",
+    "HS512",
+    "RS256",
+    "RS384",
+    "RS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "EdDSA",
+}
+
+
+def kong_container(run, stack):
+    return run.container(f"rag-infra-{stack}-kong")
+
+
+def declarative(container) -> dict:
+    assert contains_secret_wrapper(container.inputs["uploads"]), "kong.yml carries the JWT secret"
+    (upload,) = unwrap_secrets(container.inputs["uploads"])
+    assert upload["file"] == "/kong/kong.yml"
+    return yaml.safe_load(upload["content"])
+
+
+def envs(container) -> dict:
+    return dict(e.split("=", 1) for e in unwrap_secrets(container.inputs["envs"]))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("mode", MODES)
+def test_ports_admin_and_status_are_loopback_only(program, stack, mode):
+    run = program(stack, overrides={"kong": {**program_kong(stack), "database": mode}})
+    kong = kong_container(run, stack)
+    ports = {p["internal"]: p for p in kong.inputs["ports"]}
+    assert ports[8000]["external"] == 8000 and ports[8000].get("ip", "0.0.0.0") == "0.0.0.0"
+    assert ports[8001]["ip"] == "127.0.0.1" and ports[8100]["ip"] == "127.0.0.1"
+    for container in run.containers:
+        for port in container.inputs.get("ports", []):
+            if port["internal"] in (8001, 8002, 8100, 8444):
+                assert port["ip"] == "127.0.0.1"
+    assert kong.inputs["healthcheck"]["tests"] == ["CMD", "kong", "health"]
+    assert kong.inputs["restart"] == "always"
+    assert run.outputs["kongAdminUrl"] == "http://127.0.0.1:8001"
+    assert run.outputs["kongProxyUrl"].endswith(":8000")
+    assert envs(kong)["KONG_ADMIN_GUI_LISTEN"] == "off"
+
+
+def program_kong(stack):
+    from tests.harness import stack_config
+
+    values, _ = stack_config(stack)
+    return values["rag-infra:kong"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_dbless_mode_loads_the_rendered_file(program, stack):
+    run = program(stack)
+    kong = kong_container(run, stack)
+    env = envs(kong)
+    assert env["KONG_DATABASE"] == "off" and env["KONG_DECLARATIVE_CONFIG"] == "/kong/kong.yml"
+    assert kong.inputs["image"] == "sha256:kong-image"
+    assert run.named("kong-image").inputs["name"] == "kong:3.9.3"
+    assert not [c for c in run.containers if "kong-db" in c.inputs["name"]]
+    assert declarative(kong)["_format_version"] == "3.0"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_postgres_mode_has_db_migrations_and_import(program, stack):
+    run = program(stack, overrides={"kong": {**program_kong(stack), "database": "postgres"}})
+    db = run.container(f"rag-infra-{stack}-kong-db")
+    migrations = run.container(f"rag-infra-{stack}-kong-migrations")
+    kong = kong_container(run, stack)
+    assert db.inputs["volumes"][0]["containerPath"] == "/var/lib/postgresql/data"
+    assert db.inputs["healthcheck"]["tests"][:2] == ["CMD", "pg_isready"]
+    command = migrations.inputs["command"]
+    assert command[:2] == ["sh", "-c"]
+    assert command[2].startswith("kong migrations bootstrap && kong migrations up && kong migrations finish")
+    assert "kong config db_import /kong/kong.yml" in command[2]
+    assert migrations.inputs["mustRun"] is False and migrations.inputs["attach"] is True
+    env = envs(kong)
+    assert env["KONG_DATABASE"] == "postgres" and env["KONG_PG_HOST"] == "kong-db"
+    assert "KONG_DECLARATIVE_CONFIG" not in env
+    assert contains_secret_wrapper(kong.inputs["envs"]) and contains_secret_wrapper(db.inputs["envs"])
+    assert envs(db)["POSTGRES_PASSWORD"] == env["KONG_PG_PASSWORD"]
+
+
+def test_manager_is_offered_on_loopback_behind_a_flag(program):
+    run = program("dev", overrides={"kong": {"manager": True, "cors": {"origins": ["*"]}}})
+    kong = kong_container(run, "dev")
+    manager = next(p for p in kong.inputs["ports"] if p["internal"] == 8002)
+    assert manager["ip"] == "127.0.0.1"
+    assert envs(kong)["KONG_ADMIN_GUI_LISTEN"] == "0.0.0.0:8002"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_rendered_config_follows_kongs_schema(program, stack):
+    config = declarative(kong_container(program(stack), stack))
+    assert set(config) == {"_format_version", "_transform", "services", "plugins", "consumers"}
+    routes = [route for service in config["services"] for route in service["routes"]]
+    assert {r["name"] for r in routes} == {"rag-search", "rag-query"}
+    for service in config["services"]:
+        assert UTF8_NAME.match(service["name"]) and service["url"].startswith("http")
+    for route in routes:
+        assert UTF8_NAME.match(route["name"])
+        assert route["methods"] and all(m in METHODS and m.isupper() for m in route["methods"])
+        for path in route["paths"]:
+            assert path.startswith(("/", "~/")) and "//" not in path
+            if path.startswith("~"):
+                re.compile(path[1:])
+        names = [p["name"] for p in route["plugins"]]
+        assert names == ["jwt", "rate-limiting"]
+        jwt_conf = route["plugins"][0]["config"]
+        assert set(jwt_conf) <= JWT_FIELDS and jwt_conf["claims_to_verify"] == ["exp"]
+        assert jwt_conf["header_names"] == ["authorization"] and isinstance(
+            jwt_conf["secret_is_base64"], bool
+        )
+        rl = route["plugins"][1]["config"]
+        assert set(rl) <= RATE_LIMIT_FIELDS and rl["policy"] in {"local", "redis"}
+        assert any(isinstance(rl.get(p), int) and rl[p] > 0 for p in ("second", "minute", "hour", "day"))
+        assert rl["limit_by"] in {"consumer", "credential", "ip", "service", "header", "path"}
+    (cors,) = config["plugins"]
+    assert cors["name"] == "cors" and set(cors["config"]) <= CORS_FIELDS
+    assert all(m in METHODS for m in cors["config"]["methods"])
+    assert isinstance(cors["config"]["credentials"], bool) and isinstance(cors["config"]["max_age"], int)
+    if stack == "prod":
+        assert "*" not in cors["config"]["origins"]
+    for consumer in config["consumers"]:
+        (secret,) = consumer["jwt_secrets"]
+        assert secret["algorithm"] in JWT_ALGORITHMS and secret["key"] and secret["secret"]
+
+
+def test_paths_match_whole_segments_only():
+    pattern = segment_path("/rag-search")
+    assert pattern == "~/rag-search(/|$)"
+    regex = re.compile("^" + pattern[1:])
+    assert regex.match("/rag-search") and regex.match("/rag-search/v1/q")
+    assert not regex.match("/rag-searchX")
+
+
+def test_exempt_route_has_no_jwt():
+    settings = parse_settings(
+        {
+            "kong": {
+                "routes": [
+                    {
+                        "name": "health",
+                        "paths": ["/health"],
+                        "upstreamUrl": "http://a:1",
+                        "exemptFrom": ["jwt"],
+                    }
+                ]
+            }
+        },
+        stack="dev",
+    ).kong
+    config = yaml.safe_load(
+        render_kong_config(settings.routes, settings.rate_limit, settings.cors, settings.consumers, "s")
+    )
+    assert [p["name"] for p in config["services"][0]["routes"][0]["plugins"]] == ["rate-limiting"]
+
+
+def test_redis_policy_uses_the_nested_record():
+    settings = parse_settings(
+        {"kong": {"rateLimit": {"minute": 10, "policy": "redis", "redis": {"host": "redis"}}}}, stack="dev"
+    ).kong
+    config = yaml.safe_load(
+        render_kong_config(settings.routes, settings.rate_limit, settings.cors, settings.consumers, "s")
+    )
+    rl = config["services"][0]["routes"][0]["plugins"][1]["config"]
+    assert rl["redis"] == {"host": "redis", "port": 6379, "database": 0, "timeout": 2000}
+    assert not any(key.startswith("redis_") for key in rl)
+
+
+@pytest.mark.parametrize(
+    ("route", "message"),
+    [
+        ({"methods": ["get"]}, "methods[0] must be an uppercase HTTP method"),
+        ({"name": "rag search"}, "name must be letters, digits"),
+        ({"paths": ["rag-search"]}, "paths[0] must be a plain path starting with /"),
+        ({"retries": 3}, "has unknown key(s) retries"),
+    ],
+)
+def test_bad_routes_fail_before_any_resource(program, route, message):
+    from tests.harness import RecordingMocks, run_program
+
+    mocks = RecordingMocks()
+    bad = {"name": "rag-search", "paths": ["/rag-search"], "upstreamUrl": "http://docs:3401", **route}
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        run_program("dev", overrides={"kong": {"routes": [bad]}}, mocks=mocks)
+    assert [r for r in mocks.resources if r.typ != "pulumi:pulumi:Stack"] == []
+
+
+def test_bad_cors_option_is_rejected():
+    with pytest.raises(SettingsError, match=r"rag-infra:kong.cors has unknown key\(s\) allowOriginAbsent"):
+        parse_settings({"kong": {"cors": {"origins": ["*"], "allowOriginAbsent": True}}}, stack="dev")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_plaintext_secret_in_any_input(program, stack):
+    run = program(stack)
+    secret = run.outputs["kongJwtCredentials"]
+    jwt_secret = json.loads(secret)["consumers"][0]["secret"]
+    assert "kongJwtCredentials" in run.secret_outputs
+    for resource in run.resources:
+        for key, value in resource.inputs.items():
+            if not contains_secret_wrapper(value):
+                assert jwt_secret not in json.dumps(value), f"{resource.name}.{key} leaks the JWT secret"
+
+
+def test_token_command_issues_a_jwt_kong_accepts(program, tmp_path, capsys):
+    run = program("dev")
+    credentials = tmp_path / "credentials.json"
+    # What `pulumi stack output kongJwtCredentials --show-secrets --json` prints: a JSON string.
+    credentials.write_text(json.dumps(run.outputs["kongJwtCredentials"]))
+    assert main(["--consumer", "rag-client", "--credentials", str(credentials), "--ttl", "600"]) == 0
+    token = capsys.readouterr().out.strip()
+    entry = json.loads(run.outputs["kongJwtCredentials"])["consumers"][0]
+    claims = jwt.decode(token, entry["secret"], algorithms=["HS256"], options={"require": ["exp", "iss"]})
+    assert claims["iss"] == entry["key"] == "rag-client-issuer"
+    assert 590 <= claims["exp"] - time.time() <= 600
+    assert jwt.get_unverified_header(token)["alg"] == "HS256"
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(token, "another-secret", algorithms=["HS256"])
+
+
+def test_token_command_names_an_unknown_consumer(tmp_path, capsys):
+    credentials = tmp_path / "c.json"
+    credentials.write_text(json.dumps({"consumers": [{"username": "a", "key": "k", "secret": "s"}]}))
+    assert main(["--consumer", "nobody", "--credentials", str(credentials)]) == 1
+    assert "no Kong consumer 'nobody'" in capsys.readouterr().err
+
+
+def test_expired_token_is_rejected_by_a_verifier():
+    token = issue_token({"consumers": [{"username": "a", "key": "k", "secret": "s"}]}, "a", 60, now=1000)
+    with pytest.raises(jwt.ExpiredSignatureError):
+        jwt.decode(token, "s", algorithms=["HS256"])

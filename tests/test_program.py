@@ -1,0 +1,111 @@
+"""The whole program for each stack file under mocks: hosts, network, labels, secrets, appEnv."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+
+from tests.harness import contains_secret_wrapper, unwrap_secrets
+
+STACKS = ["dev", "prod"]
+# Tiers that have landed; the Neon tier's flag stays false until its component exists.
+DEPLOYED_TIERS = {"qdrantCluster": "QDRANT_CLUSTER_ENABLED", "kongGateway": "USE_KONG_GATEWAY"}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_stack_runs_and_has_one_provider_per_docker_host(program, stack):
+    run = program(stack)
+    providers = run.of_type("pulumi:providers:docker")
+    expected_hosts = {"dev": 1, "prod": 3}[stack]
+    assert len(providers) == expected_hosts
+    assert len({p.inputs["host"] for p in providers}) == expected_hosts
+    for container in run.containers:
+        assert container.provider, f"{container.name} uses the default provider"
+
+
+def test_dev_gets_a_bridge_network_and_prod_an_attachable_overlay(program):
+    dev = program("dev").named("docker-network").inputs
+    prod_run = program("prod")
+    prod = prod_run.named("docker-network").inputs
+    assert dev["driver"] == "bridge" and "attachable" not in dev
+    assert prod["driver"] == "overlay" and prod["attachable"] is True
+    assert dev["name"] == "rag-infra-dev" and prod["name"] == "rag-infra-prod"
+    # The overlay is created once, on the first host (the Swarm manager).
+    assert (
+        prod_run.provider_host(prod_run.named("docker-network")) == "ssh://deploy@docker-1.example.internal"
+    )
+
+
+def test_prod_ssh_hosts_get_non_interactive_ssh_options(program):
+    for provider in program("prod").of_type("pulumi:providers:docker"):
+        assert provider.inputs["host"].startswith("ssh://")
+        assert "BatchMode=yes" in json.loads(provider.inputs["sshOpts"])
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_container_is_labelled_with_stack_and_component(program, stack):
+    run = program(stack)
+    assert run.containers
+    for container in run.containers:
+        labels = {item["label"]: item["value"] for item in container.inputs["labels"]}
+        assert labels["rag-infra.stack"] == stack
+        assert labels["rag-infra.project"] == "rag-infra"
+        assert labels["rag-infra.component"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_container_joins_the_stack_network_under_a_stable_alias(program, stack):
+    for container in program(stack).containers:
+        networks = container.inputs["networksAdvanced"]
+        assert [n["name"] for n in networks] == [f"rag-infra-{stack}"]
+        assert networks[0]["aliases"]
+
+
+FLAG_COMBINATIONS = list(itertools.product([True, False], repeat=3))
+
+
+@pytest.mark.parametrize(("neon", "qdrant", "kong"), FLAG_COMBINATIONS)
+def test_app_env_follows_the_feature_flags(program, neon, qdrant, kong):
+    features = {"neon": neon, "qdrantCluster": qdrant, "kongGateway": kong}
+    run = program("dev", overrides={"features": features})
+    env = dict(line.split("=", 1) for line in run.outputs["appEnv"].splitlines())
+    assert "appEnv" in run.secret_outputs
+    assert env["USE_NEON"] == "false"  # no Neon tier yet: never claim it is there
+    for flag, variable in DEPLOYED_TIERS.items():
+        assert env[variable] == ("true" if features[flag] else "false")
+    assert ("QDRANT_CLUSTER_URL" in env) == qdrant
+    assert ("KONG_GATEWAY_URL" in env) == kong
+    assert "NEON_DATABASE_URL" not in env
+    components = {r.typ for r in run.resources}
+    assert ("rag-infra:index:QdrantCluster" in components) == qdrant
+    assert ("rag-infra:index:KongGateway" in components) == kong
+    assert ("qdrantUrl" in run.outputs) == qdrant
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_generated_secrets_exist_only_as_secrets(program, stack):
+    run = program(stack)
+    generated = run.of_type("random:index/randomPassword:RandomPassword")
+    assert generated, "no secret was generated"
+    values = {f"generated-{r.name}" for r in generated}
+    for name in ("qdrantApiKey", "appEnv"):
+        assert name in run.secret_outputs
+    for resource in run.resources:
+        for key, value in resource.inputs.items():
+            if contains_secret_wrapper(value):
+                continue
+            text = json.dumps(value)
+            leaked = [v for v in values if v in text]
+            assert not leaked, f"{resource.name}.{key} carries a generated secret in plaintext"
+    assert run.outputs["qdrantApiKey"] in values
+
+
+def test_a_configured_secret_is_used_and_nothing_is_generated_for_it(program):
+    run = program("dev", secret_overrides={"qdrantApiKey": "configured-key"})
+    assert "qdrant-api-key" not in {r.name for r in run.of_type("random:index/randomPassword:RandomPassword")}
+    node = run.container("rag-infra-dev-qdrant-0")
+    assert "QDRANT__SERVICE__API_KEY=configured-key" in unwrap_secrets(node.inputs["envs"])
+    assert contains_secret_wrapper(node.inputs["envs"])
+    assert run.outputs["qdrantApiKey"] == "configured-key" and "qdrantApiKey" in run.secret_outputs

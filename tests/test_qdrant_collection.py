@@ -1,0 +1,177 @@
+"""QdrantCollection's provider against a fake cluster API that follows facts/qdrant.md."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from components.qdrant_collection import QdrantApiError, QdrantCollectionProvider
+from tests.support.dynamic import roundtrip
+from tests.support.fake_qdrant import PEER_IDS, FakeQdrantCluster
+
+
+def props(url: str, **changes) -> dict:
+    base = {
+        "url": url,
+        "api_key": "test-key",
+        "name": "docs_index_mxbai",
+        "vector_size": 1024,
+        "distance": "Cosine",
+        "shard_number": 3,
+        "replication_factor": 2,
+        "write_consistency_factor": 1,
+        "expected_peers": 3,
+        "cluster_timeout": 5.0,
+        "replica_timeout": 3.0,
+    }
+    return {**base, **changes}
+
+
+@pytest.fixture
+def cluster():
+    with FakeQdrantCluster() as fake:
+        yield fake
+
+
+@pytest.fixture
+def provider():
+    # Every test drives the provider the engine would get: after dill and back.
+    return roundtrip(QdrantCollectionProvider())
+
+
+def test_creates_with_ha_parameters_and_reports_placement(cluster, provider):
+    result = provider.create(props(cluster.url))
+    put = [r for r in cluster.writes() if r[0] == "PUT"]
+    assert put == [
+        (
+            "PUT",
+            "/collections/docs_index_mxbai",
+            {
+                "vectors": {"size": 1024, "distance": "Cosine"},
+                "shard_number": 3,
+                "replication_factor": 2,
+                "write_consistency_factor": 1,
+            },
+        )
+    ]
+    assert result.id == "docs_index_mxbai"
+    assert result.outs["shard_count"] == 3
+    assert result.outs["replicas"] == {
+        "0": sorted([PEER_IDS[0], PEER_IDS[1]]),
+        "1": sorted([PEER_IDS[1], PEER_IDS[2]]),
+        "2": sorted([PEER_IDS[2], PEER_IDS[0]]),
+    }
+    assert result.outs["under_replicated_shards"] == []
+
+
+def test_waits_for_all_peers_before_creating(cluster, provider):
+    cluster.peers_joined = 1
+    cluster.leader = None
+
+    def join_later():
+        cluster.peers_joined = 3
+        cluster.leader = PEER_IDS[0]
+
+    timer = threading.Timer(1.5, join_later)
+    timer.start()
+    provider.create(props(cluster.url))
+    cluster_calls = [i for i, r in enumerate(cluster.requests) if r[1] == "/cluster"]
+    first_put = next(i for i, r in enumerate(cluster.requests) if r[0] == "PUT")
+    # Several polls happened, and the collection was created only after the last one.
+    assert len(cluster_calls) >= 2
+    assert first_put > cluster_calls[-1]
+
+
+def test_gives_up_on_a_cluster_without_leader_and_writes_nothing(cluster, provider):
+    cluster.leader = None
+    with pytest.raises(QdrantApiError, match=r"3 Qdrant peers and a leader.*leader=None"):
+        provider.create(props(cluster.url, cluster_timeout=1.5))
+    assert cluster.writes() == []
+
+
+def test_refuses_success_while_a_replica_is_dead(cluster, provider):
+    cluster.forced_states[(1, PEER_IDS[2])] = "Dead"
+    with pytest.raises(QdrantApiError) as err:
+        provider.create(props(cluster.url, replica_timeout=1.5))
+    assert f"shard 1 on peer {PEER_IDS[2]} is Dead" in str(err.value)
+
+
+def test_a_partial_replica_that_recovers_is_waited_for(cluster, provider):
+    cluster.forced_states[(0, PEER_IDS[1])] = "Partial"
+    threading.Timer(1.0, lambda: cluster.forced_states.clear()).start()
+    result = provider.create(props(cluster.url))
+    assert result.outs["shard_count"] == 3
+
+
+def test_rerun_adopts_an_identical_collection(cluster, provider):
+    provider.create(props(cluster.url))
+    again = provider.create(props(cluster.url))
+    assert [r[0] for r in cluster.writes()].count("PUT") == 1
+    assert again.outs["shard_count"] == 3
+
+
+def test_existing_collection_with_other_vector_size_is_not_touched(cluster, provider):
+    provider.create(props(cluster.url, vector_size=768))
+    writes_before = list(cluster.writes())
+    with pytest.raises(QdrantApiError, match=r"vector_size is 768, config wants 1024"):
+        provider.create(props(cluster.url))
+    assert cluster.writes() == writes_before
+
+
+def test_wrong_api_key_is_named(cluster, provider):
+    with pytest.raises(QdrantApiError, match="API key was refused"):
+        provider.create(props(cluster.url, api_key="wrong"))
+
+
+def test_diff_announces_replace_for_immutable_parameters(provider):
+    old = props("http://x")
+    for key, value in (("vector_size", 768), ("shard_number", 6), ("distance", "Dot")):
+        diff = provider.diff("docs_index_mxbai", old, {**old, key: value})
+        assert diff.changes is True
+        assert diff.replaces == [key]
+        assert diff.delete_before_replace is True
+    same = provider.diff("docs_index_mxbai", old, dict(old))
+    assert same.changes is False and same.replaces == []
+
+
+def test_changed_replication_factor_is_an_update_and_reported(cluster, provider, monkeypatch):
+    warnings = []
+    monkeypatch.setattr("pulumi.log.warn", lambda msg, *a, **k: warnings.append(msg))
+    monkeypatch.setattr("pulumi.log.info", lambda msg, *a, **k: None)
+    old = props(cluster.url, replication_factor=1)
+    provider.create(old)
+    new = props(cluster.url, replication_factor=3)
+    diff = provider.diff("docs_index_mxbai", old, new)
+    assert diff.changes is True and diff.replaces == []
+    # The fake, like self-hosted Qdrant, does not add replicas by itself: placement stays at 1.
+    cluster.collections["docs_index_mxbai"]["config"]["params"]["replication_factor"] = 1
+    monkeypatch.setattr(cluster, "collection_cluster", _frozen_placement(cluster, replicas=1))
+    result = provider.update("docs_index_mxbai", old, new)
+    patch = [r for r in cluster.writes() if r[0] == "PATCH"][-1]
+    assert patch[2] == {"params": {"replication_factor": 3, "write_consistency_factor": 1}}
+    assert result.outs["under_replicated_shards"] == [0, 1, 2]
+    assert result.outs["replication_factor"] == 3 and result.outs["vector_size"] == 1024
+    assert any("fewer than 3 replicas" in w and "replicate_shard" in w for w in warnings)
+
+
+def _frozen_placement(cluster, replicas: int):
+    original = cluster.collection_cluster
+
+    def placement(name):
+        params = cluster.collections[name]["config"]["params"]
+        saved = params["replication_factor"]
+        params["replication_factor"] = replicas
+        try:
+            return original(name)
+        finally:
+            params["replication_factor"] = saved
+
+    return placement
+
+
+def test_delete_removes_the_collection_and_tolerates_absence(cluster, provider):
+    provider.create(props(cluster.url))
+    provider.delete("docs_index_mxbai", props(cluster.url))
+    assert "docs_index_mxbai" not in cluster.collections
+    provider.delete("docs_index_mxbai", props(cluster.url))

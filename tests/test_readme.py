@@ -1,0 +1,29 @@
+"""README.md's test command is the one CI runs, and it documents every config key and output."""
+
+import re
+
+import yaml
+
+from tests.harness import ROOT, run_program
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- test-command -->", 1)[1]
+    command = re.search(r"```bash\n(.+?)\n```", block, re.S).group(1).strip()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert f"TEST_COMMAND='{command}'" in ci
+
+
+def test_every_config_key_is_documented():
+    readme = (ROOT / "README.md").read_text()
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    for key, spec in project["config"].items():
+        assert spec.get("description"), key
+        assert f"`{key}`" in readme, f"README does not document {key}"
+
+
+def test_every_output_is_documented():
+    readme = (ROOT / "README.md").read_text()
+    for name in run_program("dev").outputs:
+        assert f"`{name}`" in readme, f"README does not document output {name}"

@@ -1,0 +1,160 @@
+"""Typed settings: defaults, dev vs prod, and bad input rejected with the key, value and rule."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from components.settings import SettingsError, image_version, parse_settings
+from tests.harness import RecordingMocks, run_program
+
+ROUTE = {"name": "rag-search", "paths": ["/rag-search"], "upstreamUrl": "http://docs:3401"}
+
+
+def test_defaults_are_the_plans_sizes():
+    settings = parse_settings({}, stack="dev")
+    assert settings.environment == "dev"
+    assert settings.docker_hosts == ("unix:///var/run/docker.sock",)
+    assert settings.qdrant.nodes == 3 and settings.qdrant.lb_port == 6333
+    assert settings.neon.safekeepers == 1 and settings.neon.compute_port == 5435
+    assert settings.kong.proxy_port == 8000 and settings.kong.database == "off"
+    assert [r.name for r in settings.kong.routes] == ["rag-search", "rag-query"]
+
+
+def test_prod_defaults_to_a_safekeeper_quorum():
+    settings = parse_settings(
+        {"environment": "prod", "kong": {"cors": {"origins": ["https://a.example"]}}}, stack="p"
+    )
+    assert settings.neon.safekeepers == 3
+
+
+def test_settings_are_immutable():
+    settings = parse_settings({}, stack="dev")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.qdrant.nodes = 5  # type: ignore[misc]
+
+
+def test_image_version_reads_tags():
+    assert image_version("qdrant/qdrant:v1.19.0") == (1, 19, 0)
+    assert image_version("nginx:1.30.4-alpine") == (1, 30, 4)
+    assert image_version("repo/x@sha256:" + "a" * 64) is None
+
+
+BAD = [
+    ({"qdrant": {"nodes": 2}}, "rag-infra:qdrant.nodes must be an odd number >= 1, got 2"),
+    ({"qdrant": {"nodes": "3"}}, "rag-infra:qdrant.nodes must be an odd number >= 1, got '3'"),
+    ({"qdrant": {"nodez": 3}}, "rag-infra:qdrant has unknown key(s) nodez; allowed: collections, image,"),
+    (
+        {"qdrant": {"image": "qdrant/qdrant"}},
+        "rag-infra:qdrant.image must be an image pinned by a release tag",
+    ),
+    ({"qdrant": {"image": "qdrant/qdrant:latest"}}, "(not `latest`), got 'qdrant/qdrant:latest'"),
+    ({"qdrant": {"image": "qdrant/qdrant:v1.12.4"}}, "rag-infra:qdrant.image must be Qdrant >= 1.13.3"),
+    (
+        {"qdrant": {"lbPort": 70000}},
+        "rag-infra:qdrant.lbPort must be a whole number >= 1 and <= 65535, got 70000",
+    ),
+    (
+        {"qdrant": {"collections": [{"name": "c", "vectorSize": 8, "replicationFactor": 5}]}},
+        "rag-infra:qdrant.collections[0].replicationFactor must be <= qdrant.nodes (3), got 5",
+    ),
+    (
+        {
+            "qdrant": {
+                "collections": [
+                    {"name": "c", "vectorSize": 8, "replicationFactor": 2, "writeConsistencyFactor": 3}
+                ]
+            }
+        },
+        "rag-infra:qdrant.collections[0].writeConsistencyFactor must be <= replicationFactor (2), got 3",
+    ),
+    (
+        {"qdrant": {"collections": [{"name": "c", "vectorSize": 8, "distance": "cosine"}]}},
+        "rag-infra:qdrant.collections[0].distance must be one of Cosine, Dot, Euclid, Manhattan, "
+        "got 'cosine'",
+    ),
+    (
+        {"qdrant": {"collections": [{"name": "c", "vectorSize": 8}, {"name": "c", "vectorSize": 8}]}},
+        "rag-infra:qdrant.collections lists 'c' twice",
+    ),
+    ({"environment": "staging"}, "rag-infra:environment must be one of dev, prod, got 'staging'"),
+    ({"dockerHosts": []}, "rag-infra:dockerHosts must be a non-empty list of Docker host URLs, got []"),
+    (
+        {"dockerHosts": ["docker-1:2375"]},
+        "rag-infra:dockerHosts[0] must be a unix://, ssh:// or tcp:// Docker host URL",
+    ),
+    ({"features": {"neon": "yes"}}, "rag-infra:features.neon must be true or false, got 'yes'"),
+    ({"features": {"kong": False}}, "rag-infra:features has unknown key(s) kong"),
+    ({"neon": {"pgVersion": 18}}, "rag-infra:neon.pgVersion must be a whole number >= 14 and <= 17, got 18"),
+    ({"neon": {"safekeepers": 0}}, "rag-infra:neon.safekeepers must be a whole number >= 1 and <= 31, got 0"),
+    ({"neon": {"branches": [{"name": "main"}]}}, "rag-infra:neon.branches[0].name must not be 'main'"),
+    (
+        {"neon": {"branches": [{"name": "pitr", "lsn": "0/1", "timestamp": "2026-01-01T00:00:00Z"}]}},
+        "rag-infra:neon.branches[0] may set lsn or timestamp, not both",
+    ),
+    (
+        {"neon": {"branches": [{"name": "pitr", "timestamp": "yesterday"}]}},
+        "rag-infra:neon.branches[0].timestamp must be an ISO 8601 timestamp with a time zone, "
+        "got 'yesterday'",
+    ),
+    ({"neon": {"objectStorage": {"bukket": "x"}}}, "rag-infra:neon.objectStorage has unknown key(s) bukket"),
+    (
+        {"kong": {"routes": [{**ROUTE, "methods": ["get"]}]}},
+        "rag-infra:kong.routes[0].methods[0] must be an uppercase HTTP method",
+    ),
+    (
+        {"kong": {"routes": [{**ROUTE, "name": "rag search"}]}},
+        "rag-infra:kong.routes[0].name must be letters, digits",
+    ),
+    (
+        {"kong": {"routes": [{**ROUTE, "paths": ["rag-search"]}]}},
+        "rag-infra:kong.routes[0].paths[0] must be a plain path starting with / (no //), got 'rag-search'",
+    ),
+    ({"kong": {"routes": [{**ROUTE, "timeout": 5}]}}, "rag-infra:kong.routes[0] has unknown key(s) timeout"),
+    ({"kong": {"database": "mysql"}}, "rag-infra:kong.database must be one of off, postgres, got 'mysql'"),
+    (
+        {"kong": {"rateLimit": {"policy": "cluster"}}},
+        "rag-infra:kong.rateLimit.policy must be one of local, redis",
+    ),
+    (
+        {"kong": {"rateLimit": {"minute": 100, "hour": 50}}},
+        "rag-infra:kong.rateLimit.hour (50) must not be smaller",
+    ),
+    (
+        {"kong": {"cors": {"origins": ["(unclosed"]}}},
+        "rag-infra:kong.cors.origins[0] must be * or a valid regex",
+    ),
+    ({"kong": {"adminPort": 8000}}, "rag-infra:kong uses port 8000 for both proxyPort and adminPort"),
+    ({"migration": {"qdrant": {"enabled": True}}}, "rag-infra:migration.qdrant.sourceUrl is required"),
+    (
+        {"migration": {"postgres": {"tables": ["chunks"]}}},
+        "rag-infra:migration.postgres.tables[0] must be schema.table",
+    ),
+    ({"qdrnt": {"nodes": 3}}, "unknown config key(s) rag-infra:qdrnt"),
+]
+
+
+@pytest.mark.parametrize(("values", "message"), BAD, ids=[m[:60] for _, m in BAD])
+def test_bad_configuration_is_rejected_with_key_value_and_rule(values, message):
+    with pytest.raises(SettingsError) as err:
+        parse_settings(values, stack="dev")
+    assert message in str(err.value)
+
+
+def test_prod_needs_explicit_cors_origins():
+    with pytest.raises(SettingsError, match=r"rag-infra:kong.cors.origins must not be empty"):
+        parse_settings({"environment": "prod"}, stack="prod")
+
+
+def test_bad_stack_config_fails_before_any_resource_is_registered():
+    mocks = RecordingMocks()
+    with pytest.raises(SettingsError, match=r"rag-infra:qdrant\.nodes must be an odd number >= 1, got 4"):
+        run_program("dev", overrides={"qdrant": {"nodes": 4}}, mocks=mocks)
+    # Only the root stack exists; not one resource of the program was registered.
+    assert [r.typ for r in mocks.resources if r.typ != "pulumi:pulumi:Stack"] == []
+
+
+def test_secret_keys_set_in_plaintext_are_refused():
+    with pytest.raises(SettingsError, match=r"rag-infra:qdrantApiKey must be set as a secret"):
+        run_program("dev", overrides={"qdrantApiKey": "in-the-clear"})
