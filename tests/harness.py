@@ -48,7 +48,8 @@ class ProgramRun:
     resources: list[RegisteredResource]
     outputs: dict[str, Any]
     secret_outputs: set[str]
-    logs: list[tuple[str, str]] = field(default_factory=list)
+    depends_on: dict[str, set[str]] = field(default_factory=dict)
+    """Logical name -> logical names of its explicit `depends_on` (resource options)."""
 
     def of_type(self, typ: str) -> list[RegisteredResource]:
         return [r for r in self.resources if r.typ == typ]
@@ -181,10 +182,21 @@ def run_program(
             if await output.is_secret():
                 secret_outputs.add(name)
 
+    depends_on: dict[str, set[str]] = {}
+
+    def record_options(args: pulumi.ResourceTransformationArgs) -> None:
+        # Mocks never see resource options; a (legacy) stack transformation runs client-side.
+        declared = args.opts.depends_on if args.opts else None
+        resources = declared if isinstance(declared, list) else [declared] if declared else []
+        depends_on[args.name] = {r._name for r in resources if isinstance(r, pulumi.Resource)}
+
     @pulumi.runtime.test
     def program():
+        pulumi.runtime.register_stack_transformation(record_options)
         runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
         return collect()
 
     program()
-    return ProgramRun(resources=mocks.resources, outputs=outputs, secret_outputs=secret_outputs)
+    return ProgramRun(
+        resources=mocks.resources, outputs=outputs, secret_outputs=secret_outputs, depends_on=depends_on
+    )

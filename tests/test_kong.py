@@ -148,6 +148,9 @@ def test_postgres_mode_has_db_migrations_and_import(program, stack):
     assert "KONG_DECLARATIVE_CONFIG" not in env
     assert contains_secret_wrapper(kong.inputs["envs"]) and contains_secret_wrapper(db.inputs["envs"])
     assert envs(db)["POSTGRES_PASSWORD"] == env["KONG_PG_PASSWORD"]
+    # kong-db -> migrations (bootstrap, up, finish, import) -> Kong
+    assert run.depends_on["kong-migrations"] == {"kong-db"}
+    assert run.depends_on["kong-kong"] == {"kong-migrations"}
 
 
 def test_manager_is_offered_on_loopback_behind_a_flag(program):

@@ -126,3 +126,12 @@ def test_lb_config_for_old_nginx_uses_the_listen_parameter():
     conf = render_qdrant_lb_conf([Upstream("qdrant-0")], LbOptions(nginx_version=(1, 22, 1)))
     assert "listen 6334 http2;" in conf and "http2 on;" not in conf
     assert " resolve;" not in conf and "resolver" not in conf
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_start_order_node_zero_then_followers_then_lb_then_collections(program, stack):
+    deps = program(stack).depends_on
+    assert deps["qdrant-node-0"] == set()
+    assert deps["qdrant-node-1"] == deps["qdrant-node-2"] == {"qdrant-node-0"}
+    assert deps["qdrant-lb"] == {"qdrant-node-0", "qdrant-node-1", "qdrant-node-2"}
+    assert {"qdrant-lb", "qdrant-node-0"} <= deps["qdrant-collection-docs_index_mxbai"]
