@@ -125,6 +125,21 @@ class DockerHosts(pulumi.ComponentResource):
             for key, value in self._label_pairs(component).items()
         ]
 
+    def volume(
+        self, resource_name: str, docker_name: str, component: str, opts: pulumi.ResourceOptions
+    ) -> docker.Volume:
+        """A labelled named volume `<prefix>-<docker_name>`; `opts` carries parent and provider."""
+        return docker.Volume(
+            resource_name,
+            name=f"{self.prefix}-{docker_name}",
+            labels=self.volume_labels(component),
+            opts=opts,
+        )
+
+    def pull(self, resource_name: str, image: str, opts: pulumi.ResourceOptions) -> docker.RemoteImage:
+        """Pull `image` on the host of `opts.provider`; kept when the stack goes (other stacks may use it)."""
+        return docker.RemoteImage(resource_name, name=image, keep_locally=True, opts=opts)
+
     def attach(self, alias: str) -> list[docker.ContainerNetworksAdvancedArgs]:
         """Join the stack network under a stable DNS name."""
         return [docker.ContainerNetworksAdvancedArgs(name=self.network_name, aliases=[alias])]

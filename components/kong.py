@@ -95,7 +95,7 @@ class KongGateway(pulumi.ComponentResource):
             )
         )
         upload = [docker.ContainerUploadArgs(file=CONFIG_PATH, content=declarative)]
-        image = docker.RemoteImage(f"{name}-image", name=settings.image, keep_locally=True, opts=child)
+        image = hosts.pull(f"{name}-image", settings.image, child)
 
         envs: list[pulumi.Input[str]] = _listen_envs(settings)
         depends_on: list[pulumi.Resource] = []
@@ -172,15 +172,8 @@ class KongGateway(pulumi.ComponentResource):
         upload: list[docker.ContainerUploadArgs],
     ) -> docker.Container:
         """The plan's kong-db and one-shot migrations; returns the container Kong waits for."""
-        db_image = docker.RemoteImage(
-            f"{name}-db-image", name=settings.db_image, keep_locally=True, opts=child
-        )
-        volume = docker.Volume(
-            f"{name}-db-data",
-            name=f"{hosts.prefix}-kong-db-data",
-            labels=hosts.volume_labels("kong-db"),
-            opts=child,
-        )
+        db_image = hosts.pull(f"{name}-db-image", settings.db_image, child)
+        volume = hosts.volume(f"{name}-db-data", "kong-db-data", "kong-db", child)
         database = docker.Container(
             f"{name}-db",
             name=f"{hosts.prefix}-{DB_ALIAS}",

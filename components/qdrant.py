@@ -72,20 +72,10 @@ class QdrantCluster(pulumi.ComponentResource):
         nodes: list[docker.Container] = []
         for index, provider in enumerate(hosts.placement(settings.nodes)):
             child = pulumi.ResourceOptions(parent=self, provider=provider)
-            image = docker.RemoteImage(
-                f"{name}-image-{index}", name=settings.image, keep_locally=True, opts=child
-            )
-            storage = docker.Volume(
-                f"{name}-storage-{index}",
-                name=f"{hosts.prefix}-qdrant-{index}-storage",
-                labels=hosts.volume_labels("qdrant"),
-                opts=child,
-            )
-            snapshots = docker.Volume(
-                f"{name}-snapshots-{index}",
-                name=f"{hosts.prefix}-qdrant-{index}-snapshots",
-                labels=hosts.volume_labels("qdrant"),
-                opts=child,
+            image = hosts.pull(f"{name}-image-{index}", settings.image, child)
+            storage = hosts.volume(f"{name}-storage-{index}", f"qdrant-{index}-storage", "qdrant", child)
+            snapshots = hosts.volume(
+                f"{name}-snapshots-{index}", f"qdrant-{index}-snapshots", "qdrant", child
             )
             nodes.append(
                 docker.Container(
@@ -129,9 +119,7 @@ class QdrantCluster(pulumi.ComponentResource):
 
         lb_provider = hosts.providers[0]
         lb_child = pulumi.ResourceOptions(parent=self, provider=lb_provider)
-        lb_image = docker.RemoteImage(
-            f"{name}-lb-image", name=settings.lb_image, keep_locally=True, opts=lb_child
-        )
+        lb_image = hosts.pull(f"{name}-lb-image", settings.lb_image, lb_child)
         lb_conf = render_qdrant_lb_conf(
             [Upstream(node_alias(i), REST_PORT, GRPC_PORT) for i in range(settings.nodes)],
             LbOptions(nginx_version=image_version(settings.lb_image) or (1, 0, 0)),
