@@ -5,6 +5,7 @@ import pulumi
 from components.app_env import app_env
 from components.docker_hosts import DockerHosts, DockerHostsArgs
 from components.kong import KongGateway, KongGatewayArgs
+from components.neon import NeonDatabase, NeonDatabaseArgs
 from components.qdrant import QdrantCluster, QdrantClusterArgs
 from components.settings import load_settings
 
@@ -13,6 +14,15 @@ settings = load_settings()
 hosts = DockerHosts(
     "docker",
     DockerHostsArgs(project=settings.project, stack=settings.stack, hosts=settings.docker_hosts),
+)
+
+neon = (
+    NeonDatabase(
+        "neon",
+        NeonDatabaseArgs(settings=settings.neon, hosts=hosts, password=settings.secrets.neon_password),
+    )
+    if settings.features.neon
+    else None
 )
 
 qdrant = (
@@ -33,6 +43,11 @@ kong = (
     else None
 )
 
+if neon:
+    pulumi.export("neonDatabaseUrl", neon.database_url)
+    pulumi.export("neonStatusUrls", neon.status_urls)
+    pulumi.export("neonBranchUrls", neon.branch_urls)
+
 if qdrant:
     pulumi.export("qdrantUrl", qdrant.url)
     pulumi.export("qdrantGrpcUrl", qdrant.grpc_url)
@@ -46,7 +61,7 @@ if kong:
 pulumi.export(
     "appEnv",
     app_env(
-        neon_database_url=None,
+        neon_database_url=neon.internal_url if neon else None,
         qdrant_cluster_url=qdrant.internal_url if qdrant else None,
         kong_gateway_url=kong.proxy_url if kong else None,
     ),

@@ -9,6 +9,7 @@ import pulumi_docker as docker
 
 from components.docker_hosts import DockerHosts
 from components.nginx_conf import LbOptions, Upstream, render_qdrant_lb_conf
+from components.probes import bash_http_probe
 from components.qdrant_collection import QdrantCollection, QdrantCollectionArgs
 from components.secrets import secret_or_generated
 from components.settings import QdrantSettings, image_version
@@ -17,13 +18,6 @@ REST_PORT = 6333
 GRPC_PORT = 6334
 P2P_PORT = 6335  # Raft and internal gRPC: never published to a host
 LB_ALIAS = "qdrant-lb"
-
-# The image has bash but no curl/wget: speak HTTP over bash's /dev/tcp. /readyz is Qdrant's
-# start-up gate (all local shards ready) and never needs the API key.
-READYZ_PROBE = (
-    "exec 3<>/dev/tcp/127.0.0.1/6333 && printf 'GET /readyz HTTP/1.0\\r\\n\\r\\n' >&3 "
-    "&& read -r status <&3 && [[ $status == *' 200 '* ]]"
-)
 
 
 def node_alias(index: int) -> str:
@@ -102,7 +96,8 @@ class QdrantCluster(pulumi.ComponentResource):
                     restart="always",
                     memory=settings.memory_mb,
                     healthcheck=docker.ContainerHealthcheckArgs(
-                        tests=["CMD", "bash", "-c", READYZ_PROBE],
+                        # /readyz: Qdrant's start-up gate (all local shards ready); never needs the API key.
+                        tests=bash_http_probe(REST_PORT, "/readyz"),
                         interval="10s",
                         timeout="5s",
                         retries=6,

@@ -584,11 +584,15 @@ def _parse_neon(raw: Any, environment: Environment) -> NeonSettings:
     )
     names = [b.name for b in settings.branches]
     _unique(obj.key("branches"), names)
-    for branch in settings.branches:
-        if branch.parent != "main" and branch.parent not in names:
+    for index, branch in enumerate(settings.branches):
+        if branch.parent != "main" and branch.parent not in names[:index]:
             raise SettingsError(
-                f"{obj.key('branches')}: branch {branch.name!r} has unknown parent {branch.parent!r}"
+                f"{obj.key(f'branches[{index}].parent')} must be main or a branch listed before "
+                f"{branch.name!r}, got {branch.parent!r}"
             )
+    ports = [settings.compute_port] + [b.compute_port for b in settings.branches if b.compute_port]
+    if len(set(ports)) != len(ports):
+        raise SettingsError(f"{obj.key('branches')}: every compute needs its own port, got {ports}")
     obj.finish()
     return settings
 

@@ -9,6 +9,7 @@ whether each is secret.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import runpy
 from dataclasses import dataclass, field
@@ -111,6 +112,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         state = dict(args.inputs)
         if args.typ == "random:index/randomPassword:RandomPassword":
             state["result"] = f"generated-{args.name}"
+        elif args.typ == "random:index/randomId:RandomId":
+            state["hex"] = hashlib.md5(args.name.encode(), usedforsecurity=False).hexdigest()
         elif args.typ == "docker:index/remoteImage:RemoteImage":
             state["imageId"] = f"sha256:{args.name}"
             state["repoDigest"] = f"{args.inputs.get('name')}@sha256:{'0' * 64}"

@@ -10,8 +10,7 @@ import pytest
 from tests.harness import contains_secret_wrapper, unwrap_secrets
 
 STACKS = ["dev", "prod"]
-# Tiers that have landed; the Neon tier's flag stays false until its component exists.
-DEPLOYED_TIERS = {"qdrantCluster": "QDRANT_CLUSTER_ENABLED", "kongGateway": "USE_KONG_GATEWAY"}
+TIERS = {"neon": "USE_NEON", "qdrantCluster": "QDRANT_CLUSTER_ENABLED", "kongGateway": "USE_KONG_GATEWAY"}
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -72,13 +71,14 @@ def test_app_env_follows_the_feature_flags(program, neon, qdrant, kong):
     run = program("dev", overrides={"features": features})
     env = dict(line.split("=", 1) for line in run.outputs["appEnv"].splitlines())
     assert "appEnv" in run.secret_outputs
-    assert env["USE_NEON"] == "false"  # no Neon tier yet: never claim it is there
-    for flag, variable in DEPLOYED_TIERS.items():
+    for flag, variable in TIERS.items():
         assert env[variable] == ("true" if features[flag] else "false")
+    assert ("NEON_DATABASE_URL" in env) == neon
     assert ("QDRANT_CLUSTER_URL" in env) == qdrant
     assert ("KONG_GATEWAY_URL" in env) == kong
-    assert "NEON_DATABASE_URL" not in env
     components = {r.typ for r in run.resources}
+    assert ("rag-infra:index:NeonDatabase" in components) == neon
+    assert ("neonDatabaseUrl" in run.outputs) == neon
     assert ("rag-infra:index:QdrantCluster" in components) == qdrant
     assert ("rag-infra:index:KongGateway" in components) == kong
     assert ("qdrantUrl" in run.outputs) == qdrant
@@ -90,7 +90,7 @@ def test_generated_secrets_exist_only_as_secrets(program, stack):
     generated = run.of_type("random:index/randomPassword:RandomPassword")
     assert generated, "no secret was generated"
     values = {f"generated-{r.name}" for r in generated}
-    for name in ("qdrantApiKey", "appEnv"):
+    for name in ("qdrantApiKey", "appEnv", "neonDatabaseUrl", "kongJwtCredentials"):
         assert name in run.secret_outputs
     for resource in run.resources:
         for key, value in resource.inputs.items():

@@ -1,0 +1,160 @@
+"""NeonDatabase: the Neon tier end to end: storage, tenant, main and branch timelines,
+computes and the RAG schema."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import pulumi
+import pulumi_random as random
+
+from components.docker_hosts import DockerHosts
+from components.neon_compute import NeonCompute, NeonComputeArgs
+from components.neon_config import COMPUTE_PG_PORT, ComputeSpec, render_compute_config
+from components.neon_storage import NeonStorage, NeonStorageArgs
+from components.neon_tenant import NeonTenant, NeonTenantArgs
+from components.neon_timeline import NeonTimeline, NeonTimelineArgs
+from components.rag_schema import RagSchema, RagSchemaArgs
+from components.secrets import secret_or_generated
+from components.settings import NeonSettings
+from migration.schema import schema_fingerprint
+
+COMPUTE_ALIAS = "neon-compute"
+
+
+@dataclass(frozen=True)
+class NeonDatabaseArgs:
+    """Inputs of the Neon tier."""
+
+    settings: NeonSettings
+    hosts: DockerHosts
+    password: pulumi.Output[str] | None
+    """Configured `neonPassword` of the database user; generated when None."""
+
+
+def _dsn(user: str, password: str, host: str, port: int, database: str) -> str:
+    return f"postgresql://{user}:{quote(password, safe='')}@{host}:{port}/{database}"
+
+
+class NeonDatabase(pulumi.ComponentResource):
+    """Serverless Postgres with pgvector for the RAG application, and its Git-like branches."""
+
+    database_url: pulumi.Output[str]
+    internal_url: pulumi.Output[str]
+    status_urls: pulumi.Output[dict]
+    branch_urls: pulumi.Output[dict]
+
+    def __init__(self, name: str, args: NeonDatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("rag-infra:index:NeonDatabase", name, None, opts)
+        settings, hosts = args.settings, args.hosts
+        child = pulumi.ResourceOptions(parent=self)
+        self.storage = NeonStorage(f"{name}-storage", NeonStorageArgs(settings=settings, hosts=hosts), child)
+        password = secret_or_generated(f"{name}-password", args.password, parent=self)
+        controller_url = self.storage.controller_url
+
+        def hex_id(what: str) -> pulumi.Output[str]:
+            # 32 lowercase hex characters, kept in state so every run targets the same ids.
+            return random.RandomId(f"{name}-{what}-id", byte_length=16, opts=child).hex
+
+        tenant_id = hex_id("tenant")
+        self.tenant = NeonTenant(
+            f"{name}-tenant",
+            NeonTenantArgs(
+                controller_url=controller_url, tenant_id=tenant_id, pitr_interval=settings.pitr_retention
+            ),
+            pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[self.storage.pageserver, self.storage.controller, *self.storage.safekeepers],
+            ),
+        )
+        timelines: dict[str, NeonTimeline] = {}
+        timeline_ids: dict[str, pulumi.Output[str]] = {}
+        for branch_name, parent, lsn, timestamp in [
+            ("main", None, None, None),
+            *((b.name, b.parent, b.lsn, b.timestamp) for b in settings.branches),
+        ]:
+            timeline_ids[branch_name] = hex_id(f"timeline-{branch_name}")
+            timelines[branch_name] = NeonTimeline(
+                f"{name}-timeline-{branch_name}",
+                NeonTimelineArgs(
+                    controller_url=controller_url,
+                    tenant_id=tenant_id,
+                    timeline_id=timeline_ids[branch_name],
+                    name=branch_name,
+                    pg_version=settings.pg_version,
+                    ancestor_timeline_id=timeline_ids[parent] if parent else None,
+                    ancestor_start_lsn=lsn,
+                    ancestor_timestamp=timestamp,
+                ),
+                pulumi.ResourceOptions(
+                    parent=self, depends_on=[self.tenant, *([timelines[parent]] if parent else [])]
+                ),
+            )
+
+        computes = [("main", COMPUTE_ALIAS, settings.compute_port)] + [
+            (b.name, f"{COMPUTE_ALIAS}-{b.name}", b.compute_port) for b in settings.branches if b.compute
+        ]
+        self.computes: dict[str, NeonCompute] = {}
+        for branch_name, alias, port in computes:
+            config = pulumi.Output.all(tenant_id, timeline_ids[branch_name], password).apply(
+                lambda values: render_compute_config(
+                    ComputeSpec(
+                        tenant_id=values[0],
+                        timeline_id=values[1],
+                        pageserver_pg_port=settings.pageserver_pg_port,
+                        safekeepers=settings.safekeepers,
+                        database=settings.database,
+                        user=settings.user,
+                        password=values[2],
+                        pg_version=settings.pg_version,
+                    )
+                )
+            )
+            self.computes[branch_name] = NeonCompute(
+                f"{name}-compute-{branch_name}",
+                NeonComputeArgs(
+                    hosts=hosts,
+                    image=settings.compute_image,
+                    alias=alias,
+                    port=port,
+                    config_json=config,
+                    memory_mb=settings.memory_mb,
+                ),
+                pulumi.ResourceOptions(parent=self, depends_on=[timelines[branch_name]]),
+            )
+
+        public_host = hosts.reachable_host(0)
+        self.database_url = pulumi.Output.secret(
+            password.apply(
+                lambda p: _dsn(settings.user, p, public_host, settings.compute_port, settings.database)
+            )
+        )
+        self.internal_url = pulumi.Output.secret(
+            password.apply(
+                lambda p: _dsn(settings.user, p, COMPUTE_ALIAS, COMPUTE_PG_PORT, settings.database)
+            )
+        )
+        self.branch_urls = pulumi.Output.secret(
+            password.apply(
+                lambda p: {
+                    b.name: _dsn(settings.user, p, public_host, b.compute_port, settings.database)
+                    for b in settings.branches
+                    if b.compute and b.compute_port
+                }
+            )
+        )
+        self.schema = RagSchema(
+            f"{name}-schema",
+            RagSchemaArgs(dsn=self.database_url, versions=schema_fingerprint()),
+            pulumi.ResourceOptions(parent=self, depends_on=[self.computes["main"].container]),
+        )
+        self.status_urls = self.storage.status_urls
+        self.register_outputs(
+            {
+                "databaseUrl": self.database_url,
+                "internalUrl": self.internal_url,
+                "statusUrls": self.status_urls,
+                "branchUrls": self.branch_urls,
+            }
+        )

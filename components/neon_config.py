@@ -1,0 +1,235 @@
+"""Pure renderers of Neon's configuration files (facts/neon.md §1, §2, §7).
+
+pageserver.toml, identity.toml and metadata.json for the pageserver; the compute_ctl config
+JSON; the inline TOML `--remote-storage` value of the safekeepers; and the nginx config of
+the storage controller's compute-notification endpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+# Ports and names inside the stack network.
+PAGESERVER_ALIAS = "pageserver"
+PAGESERVER_HTTP_PORT = 9898
+BROKER_ALIAS = "storage-broker"
+BROKER_PORT = 50051
+CONTROLLER_ALIAS = "storage-controller"
+CONTROLLER_PORT = 1234
+NOTIFY_ALIAS = "neon-notify"
+NOTIFY_PORT = 8080
+MINIO_ALIAS = "minio"
+MINIO_PORT = 9000
+SAFEKEEPER_PG_PORT = 5454
+COMPUTE_PG_PORT = 55433
+COMPUTE_HTTP_PORT = 3080
+PAGESERVER_NODE_ID = 1
+AVAILABILITY_ZONE = "local"
+
+
+def toml_value(value: Any) -> str:
+    """One TOML value: strings, ints, bools, lists and inline tables (all this project needs)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, Sequence):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML form for {value!r}")
+
+
+def render_toml(values: Mapping[str, Any]) -> str:
+    """Top-level `key = value` lines."""
+    return "".join(f"{key} = {toml_value(value)}\n" for key, value in values.items())
+
+
+@dataclass(frozen=True)
+class RemoteStorage:
+    """The S3 bucket (MinIO) shared by the pageserver and the safekeepers."""
+
+    bucket: str
+    region: str
+    endpoint: str = f"http://{MINIO_ALIAS}:{MINIO_PORT}"
+
+    def table(self, prefix: str) -> dict[str, str]:
+        return {
+            "endpoint": self.endpoint,
+            "bucket_name": self.bucket,
+            "bucket_region": self.region,
+            "prefix_in_bucket": prefix,
+        }
+
+
+def render_pageserver_toml(storage: RemoteStorage, pg_port: int) -> str:
+    """pageserver.toml with a real storage controller (no emergency mode, facts §7.1, §7.6)."""
+    return render_toml(
+        {
+            "broker_endpoint": f"http://{BROKER_ALIAS}:{BROKER_PORT}",
+            "pg_distrib_dir": "/usr/local/",
+            # Explicit addresses: the built-in defaults are 127.0.0.1:64000 and 127.0.0.1:9898.
+            "listen_pg_addr": f"0.0.0.0:{pg_port}",
+            "listen_http_addr": f"0.0.0.0:{PAGESERVER_HTTP_PORT}",
+            "remote_storage": storage.table("/pageserver/"),
+            "control_plane_api": f"http://{CONTROLLER_ALIAS}:{CONTROLLER_PORT}/upcall/v1/",
+            "availability_zone": AVAILABILITY_ZONE,
+        }
+    )
+
+
+def render_identity_toml(node_id: int = PAGESERVER_NODE_ID) -> str:
+    return render_toml({"id": node_id})
+
+
+def render_metadata_json(pg_port: int) -> str:
+    """The pageserver registers itself with the controller from this file on every start."""
+    return json.dumps(
+        {
+            "host": PAGESERVER_ALIAS,
+            "port": pg_port,
+            "http_host": PAGESERVER_ALIAS,
+            "http_port": PAGESERVER_HTTP_PORT,
+            "availability_zone_id": AVAILABILITY_ZONE,
+        },
+        indent=2,
+    )
+
+
+def safekeeper_alias(index: int) -> str:
+    return f"safekeeper-{index}"
+
+
+def safekeeper_connstrings(count: int) -> list[str]:
+    return [f"{safekeeper_alias(i)}:{SAFEKEEPER_PG_PORT}" for i in range(count)]
+
+
+def safekeeper_command(index: int, storage: RemoteStorage, http_port: int) -> list[str]:
+    """safekeeper CLI: unique id (1-based, written to its datadir on first start), a
+    resolvable --listen-pg (published to the broker as its address), broker and S3."""
+    return [
+        "/usr/local/bin/safekeeper",
+        f"--id={index + 1}",
+        f"--listen-pg={safekeeper_alias(index)}:{SAFEKEEPER_PG_PORT}",
+        f"--listen-http=0.0.0.0:{http_port}",
+        f"--broker-endpoint=http://{BROKER_ALIAS}:{BROKER_PORT}",
+        f"--availability-zone={AVAILABILITY_ZONE}-{index + 1}",
+        "-D",
+        "/data",
+        f"--remote-storage={toml_value(storage.table('/safekeeper/'))}",
+    ]
+
+
+def md5_password(user: str, password: str) -> str:
+    """Postgres' md5 form without the `md5` prefix, which compute_ctl prepends (facts §2)."""
+    return hashlib.md5(f"{password}{user}".encode(), usedforsecurity=False).hexdigest()
+
+
+@dataclass(frozen=True)
+class ComputeSpec:
+    """What one compute needs to know: its timeline, the storage tier and the app role."""
+
+    tenant_id: str
+    timeline_id: str
+    pageserver_pg_port: int
+    safekeepers: int
+    database: str
+    user: str
+    password: str
+    pg_version: int
+
+
+def _setting(name: str, value: str, vartype: str = "string") -> dict[str, str]:
+    return {"name": name, "value": value, "vartype": vartype}
+
+
+def render_compute_config(spec: ComputeSpec) -> str:
+    """compute_ctl's `--config` JSON (`ComputeConfig`): spec + compute_ctl_config."""
+    pageserver = f"host={PAGESERVER_ALIAS} port={spec.pageserver_pg_port}"
+    safekeepers = safekeeper_connstrings(spec.safekeepers)
+    settings = [
+        _setting("listen_addresses", "0.0.0.0"),  # noqa: S104 (inside the container; published by Docker)
+        _setting("port", str(COMPUTE_PG_PORT), "integer"),
+        _setting("max_connections", "100", "integer"),
+        _setting("shared_buffers", "128MB"),
+        _setting("wal_level", "logical", "enum"),
+        _setting("wal_log_hints", "on", "bool"),
+        _setting("max_wal_senders", "10", "integer"),
+        _setting("max_replication_slots", "10", "integer"),
+        _setting("wal_sender_timeout", "5s"),
+        _setting("wal_keep_size", "0"),
+        _setting("password_encryption", "md5", "enum"),
+        _setting("restart_after_crash", "off", "bool"),
+        _setting("synchronous_standby_names", "walproposer"),
+        _setting("shared_preload_libraries", "neon,pg_stat_statements"),
+        # The dedicated spec fields below are preferred; these GUCs are compute_ctl's fallback.
+        _setting("neon.pageserver_connstring", pageserver),
+        _setting("neon.safekeepers", ",".join(safekeepers)),
+        _setting("neon.tenant_id", spec.tenant_id),
+        _setting("neon.timeline_id", spec.timeline_id),
+    ]
+    config = {
+        "spec": {
+            "format_version": 1.0,
+            "suspend_timeout_seconds": -1,
+            "operation_uuid": "00000000-0000-0000-0000-000000000000",
+            "tenant_id": spec.tenant_id,
+            "timeline_id": spec.timeline_id,
+            "pageserver_connstring": pageserver,
+            "safekeeper_connstrings": safekeepers,
+            "mode": "Primary",
+            "skip_pg_catalog_updates": False,
+            "cluster": {
+                "cluster_id": f"rag-{spec.tenant_id[:8]}",
+                "name": "rag",
+                "state": "restarted",
+                "roles": [
+                    {
+                        "name": spec.user,
+                        "encrypted_password": md5_password(spec.user, spec.password),
+                        "options": None,
+                    }
+                ],
+                "databases": [{"name": spec.database, "owner": spec.user, "options": None}],
+                "settings": settings,
+            },
+            "delta_operations": [],
+        },
+        # Required by compute_ctl; an empty key set means no external caller is authorised on
+        # its HTTP API (the stack does not use it).
+        "compute_ctl_config": {"jwks": {"keys": []}},
+    }
+    return json.dumps(config, indent=2)
+
+
+def render_notify_conf(port: int = NOTIFY_PORT) -> str:
+    """nginx config answering the storage controller's compute hooks with 200.
+
+    With one pageserver the attachment never moves after the first attach, so an
+    acknowledgement is all the hook needs to do (facts/neon.md §7.8).
+    """
+    return "\n".join(
+        [
+            "# Rendered by rag-infra (components/neon_config.py). Do not edit by hand.",
+            "worker_processes 1;",
+            "pid /tmp/nginx.pid;",
+            "error_log stderr warn;",
+            "events { worker_connections 256; }",
+            "http {",
+            "    access_log off;",
+            "    server {",
+            f"        listen {port};",
+            "        location = /notify-attach { return 200 '{}'; }",
+            "        location = /notify-safekeepers { return 200 '{}'; }",
+            "        location / { return 404; }",
+            "    }",
+            "}",
+            "",
+        ]
+    )
