@@ -8,6 +8,7 @@ from components.kong import KongGateway, KongGatewayArgs
 from components.neon import NeonDatabase, NeonDatabaseArgs
 from components.qdrant import QdrantCluster, QdrantClusterArgs
 from components.settings import load_settings
+from migration.postgres.resource import PostgresMigration, PostgresMigrationArgs
 
 settings = load_settings()
 
@@ -43,6 +44,21 @@ kong = (
     else None
 )
 
+postgres_migration = (
+    PostgresMigration(
+        "postgres-migration",
+        PostgresMigrationArgs(
+            source_dsn=settings.secrets.timescale_url,
+            target_dsn=neon.database_url,
+            tables=list(settings.migration.postgres.tables),
+            batch_rows=settings.migration.postgres.batch_rows,
+        ),
+        pulumi.ResourceOptions(depends_on=[neon.schema]),
+    )
+    if neon and settings.migration.postgres.enabled
+    else None
+)
+
 if neon:
     pulumi.export("neonDatabaseUrl", neon.database_url)
     pulumi.export("neonStatusUrls", neon.status_urls)
@@ -57,6 +73,9 @@ if kong:
     pulumi.export("kongProxyUrl", kong.proxy_url)
     pulumi.export("kongAdminUrl", kong.admin_url)
     pulumi.export("kongJwtCredentials", kong.credentials)
+
+if postgres_migration:
+    pulumi.export("postgresMigration", postgres_migration.report)
 
 pulumi.export(
     "appEnv",

@@ -807,7 +807,7 @@ def parse_settings(
     environment: Environment = _check_str(  # type: ignore[assignment]
         _key("environment"), values.get("environment", "dev"), choices=("dev", "prod")
     )
-    return StackSettings(
+    settings = StackSettings(
         project=project,
         stack=stack,
         environment=environment,
@@ -819,6 +819,25 @@ def parse_settings(
         migration=_parse_migration(values.get("migration")),
         secrets=secrets or Secrets(),
     )
+    _check_migration_prerequisites(settings)
+    return settings
+
+
+def _check_migration_prerequisites(settings: StackSettings) -> None:
+    """A migration needs its target tier, and the Postgres one its source DSN."""
+    if settings.migration.postgres.enabled:
+        if not settings.features.neon:
+            raise SettingsError(
+                f"{_key('migration.postgres.enabled')} needs the Neon tier (features.neon: true)"
+            )
+        if settings.secrets.timescale_url is None:
+            raise SettingsError(
+                f"{_key('timescaleUrl')} (secret) is required when migration.postgres.enabled is true"
+            )
+    if settings.migration.qdrant.enabled and not settings.features.qdrant_cluster:
+        raise SettingsError(
+            f"{_key('migration.qdrant.enabled')} needs the Qdrant cluster (features.qdrantCluster: true)"
+        )
 
 
 def _read_secret(name: str) -> pulumi.Output[str] | None:

