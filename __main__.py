@@ -9,6 +9,7 @@ from components.neon import NeonDatabase, NeonDatabaseArgs
 from components.qdrant import QdrantCluster, QdrantClusterArgs
 from components.settings import load_settings
 from migration.postgres.resource import PostgresMigration, PostgresMigrationArgs
+from migration.qdrant.resource import QdrantMigration, QdrantMigrationArgs
 
 settings = load_settings()
 
@@ -59,6 +60,27 @@ postgres_migration = (
     else None
 )
 
+qdrant_migrations = (
+    {
+        collection.name: QdrantMigration(
+            f"qdrant-migration-{collection.name}",
+            QdrantMigrationArgs(
+                source_url=settings.migration.qdrant.source_url,
+                source_api_key=settings.secrets.old_qdrant_api_key,
+                target_url=qdrant.url,
+                target_api_key=qdrant.api_key,
+                collection=collection.name,
+                batch_size=settings.migration.qdrant.batch_size,
+            ),
+            pulumi.ResourceOptions(depends_on=[qdrant.collection(collection.name)]),
+        )
+        for collection in settings.qdrant.collections
+        if collection.name in settings.migration.qdrant.collections
+    }
+    if qdrant and settings.migration.qdrant.enabled
+    else {}
+)
+
 if neon:
     pulumi.export("neonDatabaseUrl", neon.database_url)
     pulumi.export("neonStatusUrls", neon.status_urls)
@@ -76,6 +98,8 @@ if kong:
 
 if postgres_migration:
     pulumi.export("postgresMigration", postgres_migration.report)
+if qdrant_migrations:
+    pulumi.export("qdrantMigration", {name: m.report for name, m in qdrant_migrations.items()})
 
 pulumi.export(
     "appEnv",

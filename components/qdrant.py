@@ -166,6 +166,9 @@ class QdrantCluster(pulumi.ComponentResource):
             )
             for collection in settings.collections
         ]
+        self._collections_by_name = {
+            c.name: resource for c, resource in zip(settings.collections, self.collections, strict=True)
+        }
         self.register_outputs(
             {
                 "url": self.url,
@@ -175,3 +178,7 @@ class QdrantCluster(pulumi.ComponentResource):
                 "nodeCount": settings.nodes,
             }
         )
+
+    def collection(self, name: str) -> QdrantCollection:
+        """The QdrantCollection resource of a configured collection."""
+        return self._collections_by_name[name]

@@ -838,6 +838,14 @@ def _check_migration_prerequisites(settings: StackSettings) -> None:
         raise SettingsError(
             f"{_key('migration.qdrant.enabled')} needs the Qdrant cluster (features.qdrantCluster: true)"
         )
+    declared = {c.name for c in settings.qdrant.collections}
+    for index, name in enumerate(settings.migration.qdrant.collections):
+        if name not in declared:
+            # The target is created by QdrantCollection with its HA parameters, never by the copy.
+            raise SettingsError(
+                f"{_key(f'migration.qdrant.collections[{index}]')} must also be listed in qdrant.collections "
+                f"(its HA parameters), got {name!r}"
+            )
 
 
 def _read_secret(name: str) -> pulumi.Output[str] | None:

@@ -1,0 +1,493 @@
+"""Single-node Qdrant -> cluster copy of one collection: streamed, resumable, verified.
+
+Unlike qdrant-client's `migrate()` it never deletes or recreates a target collection: a missing
+target is created with the source's vector configuration and the given HA parameters; an
+existing one must have the same vector configuration, or the run fails before writing.
+
+Resume state is one point in the bookkeeping collection `_rag_migration_offsets` of the target
+(as Qdrant's official migration tool keeps `_migration_offsets`): the scroll offset after the
+last batch that was upserted with `wait=true`. A batch re-sent after a kill overwrites the
+same ids, so nothing is lost or doubled. The point (and the collection, once empty) is removed
+after a verified run.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+OFFSETS_COLLECTION = "_rag_migration_offsets"
+RETRIES = 5
+GRPC_PORT = 6334
+
+
+class QdrantMigrationError(RuntimeError):
+    """A one-line reason the migration cannot go on; it names the side and the collection."""
+
+
+@dataclass
+class QdrantMigrationReport:
+    collection: str
+    target_collection: str
+    source_points: int = 0
+    target_points: int = 0
+    copied_points: int = 0
+    batches: int = 0
+    sample_checked: int = 0
+    sample_mismatches: int = 0
+    recall_at_10: float = 0.0
+    created_target: bool = False
+    duration_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.source_points == self.target_points
+            and self.sample_mismatches == 0
+            and self.recall_at_10 == 1.0
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok, "duration_s": round(self.duration_s, 3)}
+
+
+Progress = Callable[[str, int, int, float], None]
+"""progress(collection, points_copied, source_points, points_per_second)"""
+
+
+def open_client(location: str, api_key: str | None, side: str) -> QdrantClient:
+    """A URL (REST, or gRPC on port 6334 / grpc://) or a local-mode path (or :memory:)."""
+    with warnings.catch_warnings():
+        # A key over plain HTTP is how the stack's private network works (TLS, when wanted, is
+        # the LB's job); the client's warning about it would only break one-line output.
+        warnings.filterwarnings("ignore", message="Api key is used with an insecure connection")
+        return _open_client(location, api_key, side)
+
+
+def _open_client(location: str, api_key: str | None, side: str) -> QdrantClient:
+    parts = urlsplit(location)
+    if parts.scheme in ("http", "https", "grpc", "grpcs"):
+        secure = parts.scheme in ("https", "grpcs")
+        if parts.scheme.startswith("grpc") or parts.port == GRPC_PORT:
+            return QdrantClient(
+                host=parts.hostname,
+                grpc_port=parts.port or GRPC_PORT,
+                prefer_grpc=True,
+                https=secure,
+                api_key=api_key,
+                check_compatibility=False,
+                timeout=60,
+            )
+        return QdrantClient(url=location, api_key=api_key, check_compatibility=False, timeout=60)
+    if location == ":memory:":
+        return QdrantClient(location=":memory:")
+    path = Path(location)
+    if side == "source" and not (path / "meta.json").exists():
+        # QdrantClient(path=…) would create an empty store: never create anything on the source.
+        raise QdrantMigrationError(f"source: no Qdrant local-mode store at {location}")
+    try:
+        return QdrantClient(path=str(path))
+    except RuntimeError as err:  # the store is locked by another client
+        raise QdrantMigrationError(f"{side}: {err}") from None
+
+
+def _describe(err: Exception) -> str:
+    if isinstance(err, UnexpectedResponse):
+        if err.status_code in (401, 403):
+            return f"the API key was refused ({err.status_code})"
+        return f"answered {err.status_code}: {err.content[:200].decode(errors='replace')}"
+    if isinstance(err, ResponseHandlingException):
+        return f"cannot reach Qdrant: {type(err.source).__name__}: {err.source}"
+    return f"{type(err).__name__}: {err}".splitlines()[0]
+
+
+def _transient(err: Exception) -> bool:
+    if isinstance(err, UnexpectedResponse):
+        return err.status_code is not None and (err.status_code >= 500 or err.status_code == 429)
+    if isinstance(err, ResponseHandlingException):
+        return True
+    return "UNAVAILABLE" in str(err) or "DEADLINE_EXCEEDED" in str(err) or "Please retry" in str(err)
+
+
+def with_retries(side: str, what: str, call: Callable[[], Any], attempts: int = RETRIES) -> Any:
+    """Retry transient errors with exponential backoff; anything else fails at once, named."""
+    delay = 0.2
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except (UnexpectedResponse, ResponseHandlingException, ConnectionError, OSError) as err:
+            if attempt == attempts or not _transient(err):
+                raise QdrantMigrationError(f"{side}: {what}: {_describe(err)}") from None
+        except Exception as err:
+            if attempt == attempts or not _transient(err):
+                raise QdrantMigrationError(f"{side}: {what}: {_describe(err)}") from None
+        time.sleep(delay)
+        delay *= 2
+    raise AssertionError("unreachable")
+
+
+def _vector_signature(params: models.CollectionParams) -> dict[str, Any]:
+    """Vector names, sizes and distances (and sparse names): what must match on both sides."""
+    vectors = params.vectors
+    if isinstance(vectors, models.VectorParams):
+        dense = {"": (vectors.size, str(vectors.distance))}
+    else:
+        dense = {name: (v.size, str(v.distance)) for name, v in (vectors or {}).items()}
+    sparse = sorted((params.sparse_vectors or {}).keys())
+    return {"dense": dense, "sparse": sparse}
+
+
+def _describe_signature(signature: dict[str, Any]) -> str:
+    dense = ", ".join(
+        f"{name or '(default)'}: size {size} {dist}" for name, (size, dist) in signature["dense"].items()
+    )
+    return dense + (f"; sparse {', '.join(signature['sparse'])}" if signature["sparse"] else "")
+
+
+def _state_id(source_collection: str, target_collection: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"rag-infra/{source_collection}->{target_collection}"))
+
+
+class _Checkpoint:
+    """The resume offset of one source -> target pair, stored in the target."""
+
+    def __init__(self, client: QdrantClient, source_collection: str, target_collection: str) -> None:
+        self.client = client
+        self.point_id = _state_id(source_collection, target_collection)
+        self.source_collection, self.target_collection = source_collection, target_collection
+
+    def load(self) -> dict[str, Any] | None:
+        if not self.client.collection_exists(OFFSETS_COLLECTION):
+            return None
+        found = self.client.retrieve(OFFSETS_COLLECTION, [self.point_id], with_payload=True)
+        return dict(found[0].payload) if found else None
+
+    def save(self, offset: Any, copied: int, done: bool) -> None:
+        if not self.client.collection_exists(OFFSETS_COLLECTION):
+            self.client.create_collection(OFFSETS_COLLECTION, vectors_config={})
+        payload = {
+            "source": self.source_collection,
+            "target": self.target_collection,
+            "offset": offset,
+            "copied": copied,
+            "done": done,
+            "updated_at": time.time(),
+        }
+        self.client.upsert(
+            OFFSETS_COLLECTION, [models.PointStruct(id=self.point_id, vector={}, payload=payload)], wait=True
+        )
+
+    def clear(self) -> None:
+        if not self.client.collection_exists(OFFSETS_COLLECTION):
+            return
+        self.client.delete(OFFSETS_COLLECTION, models.PointIdsList(points=[self.point_id]), wait=True)
+        if self.client.count(OFFSETS_COLLECTION, exact=True).count == 0:
+            self.client.delete_collection(OFFSETS_COLLECTION)
+
+
+def _sample_ids(client: QdrantClient, collection: str, size: int, seed: int = 1) -> list[Any]:
+    """A uniform sample of point ids (reservoir sampling over an id-only scroll: memory is the
+    sample, not the collection)."""
+    rng = random.Random(seed)  # noqa: S311 (sampling, not security)
+    sample: list[Any] = []
+    seen = 0
+    offset = None
+    while True:
+        records, offset = with_retries(
+            "source",
+            "scroll ids",
+            lambda o=offset: client.scroll(
+                collection, limit=1000, offset=o, with_payload=False, with_vectors=False
+            ),
+        )
+        for record in records:
+            seen += 1
+            if len(sample) < size:
+                sample.append(record.id)
+            else:
+                slot = rng.randrange(seen)
+                if slot < size:
+                    sample[slot] = record.id
+        if offset is None:
+            return sample
+
+
+def _same_vector(a: Any, b: Any, cosine: frozenset[str] = frozenset(), name: str = "") -> bool:
+    """Equal vectors; for Cosine vectors equal directions (Qdrant stores them normalised, and
+    local mode returns them normalised or not depending on whether it reloaded from disk)."""
+    if isinstance(a, dict) or isinstance(b, dict):
+        return (
+            isinstance(a, dict)
+            and isinstance(b, dict)
+            and a.keys() == b.keys()
+            and all(_same_vector(a[k], b[k], cosine, k) for k in a)
+        )
+    if isinstance(a, models.SparseVector) or isinstance(b, models.SparseVector):
+        return (
+            isinstance(a, models.SparseVector)
+            and isinstance(b, models.SparseVector)
+            and list(a.indices) == list(b.indices)
+            and np.allclose(a.values, b.values, rtol=0, atol=1e-6)
+        )
+    if a is None or b is None:
+        return a is b
+    left, right = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
+    if left.shape != right.shape:
+        return False
+    if name in cosine:
+        left, right = _unit(left), _unit(right)
+    # Normalising an already normalised float32 vector may move its last bits: a tolerance.
+    return bool(np.allclose(left, right, rtol=0, atol=1e-6))
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm else vector
+
+
+def _first_dense_vector(vector: Any) -> tuple[str | None, list[float] | None]:
+    if isinstance(vector, dict):
+        for name, value in vector.items():
+            if isinstance(value, list) and value and not isinstance(value[0], list):
+                return name, value
+        return None, None
+    return None, vector
+
+
+def verify(
+    source: QdrantClient,
+    target: QdrantClient,
+    source_collection: str,
+    target_collection: str,
+    report: QdrantMigrationReport,
+    sample_size: int = 100,
+    queries: int = 20,
+) -> None:
+    """Counts, a sample of points compared field by field, and recall@10 of exact searches."""
+    report.source_points = with_retries(
+        "source", "count", lambda: source.count(source_collection, exact=True).count
+    )
+    report.target_points = with_retries(
+        "target", "count", lambda: target.count(target_collection, exact=True).count
+    )
+    ids = _sample_ids(source, source_collection, sample_size)
+    if not ids:
+        report.recall_at_10 = 1.0
+        return
+    src_points = {
+        p.id: p
+        for p in with_retries(
+            "source",
+            "retrieve sample",
+            lambda: source.retrieve(source_collection, ids, with_payload=True, with_vectors=True),
+        )
+    }
+    tgt_points = {
+        p.id: p
+        for p in with_retries(
+            "target",
+            "retrieve sample",
+            lambda: target.retrieve(target_collection, ids, with_payload=True, with_vectors=True),
+        )
+    }
+    signature = _vector_signature(source.get_collection(source_collection).config.params)
+    cosine = frozenset(
+        name for name, (_, distance) in signature["dense"].items() if distance.lower() == "cosine"
+    )
+    report.sample_checked = len(ids)
+    report.sample_mismatches = sum(
+        1
+        for point_id in ids
+        if point_id not in tgt_points
+        or src_points[point_id].payload != tgt_points[point_id].payload
+        or not _same_vector(src_points[point_id].vector, tgt_points[point_id].vector, cosine)
+    )
+    report.recall_at_10 = _recall_at_10(
+        source, target, source_collection, target_collection, ids[:queries], src_points
+    )
+
+
+def _recall_at_10(
+    source: QdrantClient,
+    target: QdrantClient,
+    source_collection: str,
+    target_collection: str,
+    ids: list[Any],
+    src_points: dict[Any, Any],
+) -> float:
+    """Mean share of the source's exact top 10 that the target returns too, over `ids` as queries."""
+    recalls = []
+    exact = models.SearchParams(exact=True)
+    with warnings.catch_warnings():
+        # Local mode searches exactly anyway and warns that `search_params` has no effect.
+        warnings.filterwarnings("ignore", message="Local mode performs exact")
+        for point_id in ids:
+            using, vector = _first_dense_vector(src_points[point_id].vector)
+            if vector is None:
+                continue
+            expected = with_retries(
+                "source",
+                "query",
+                lambda v=vector, u=using: source.query_points(
+                    source_collection, query=v, using=u, limit=10, search_params=exact, with_payload=False
+                ),
+            )
+            found = with_retries(
+                "target",
+                "query",
+                lambda v=vector, u=using: target.query_points(
+                    target_collection, query=v, using=u, limit=10, search_params=exact, with_payload=False
+                ),
+            )
+            want = {p.id for p in expected.points}
+            recalls.append(len(want & {p.id for p in found.points}) / max(len(want), 1))
+    return round(sum(recalls) / len(recalls), 4) if recalls else 1.0
+
+
+def _prepare_target(
+    source: QdrantClient,
+    target: QdrantClient,
+    source_collection: str,
+    target_collection: str,
+    ha: dict[str, int | None],
+) -> bool:
+    """Check or create the target collection before anything is written. True if created."""
+    if not with_retries(
+        "source", f"collection {source_collection}", lambda: source.collection_exists(source_collection)
+    ):
+        raise QdrantMigrationError(f"source: collection {source_collection} does not exist")
+    source_params = with_retries(
+        "source", f"collection {source_collection}", lambda: source.get_collection(source_collection)
+    ).config.params
+    wanted = _vector_signature(source_params)
+    if with_retries(
+        "target", f"collection {target_collection}", lambda: target.collection_exists(target_collection)
+    ):
+        found = _vector_signature(
+            with_retries(
+                "target", f"collection {target_collection}", lambda: target.get_collection(target_collection)
+            ).config.params
+        )
+        if found != wanted:
+            raise QdrantMigrationError(
+                f"target: collection {target_collection} has vectors ({_describe_signature(found)}) "
+                f"but the source has ({_describe_signature(wanted)}); refusing to write"
+            )
+        return False
+    extra = {key: value for key, value in ha.items() if value is not None}
+    with_retries(
+        "target",
+        f"create collection {target_collection}",
+        lambda: target.create_collection(
+            target_collection,
+            vectors_config=source_params.vectors,
+            sparse_vectors_config=source_params.sparse_vectors,
+            **extra,
+        ),
+    )
+    return True
+
+
+def migrate_collection(
+    source_location: str,
+    target_location: str,
+    collection: str,
+    target_collection: str | None = None,
+    batch_size: int = 256,
+    shard_number: int | None = None,
+    replication_factor: int | None = None,
+    write_consistency_factor: int | None = None,
+    source_api_key: str | None = None,
+    target_api_key: str | None = None,
+    progress: Progress | None = None,
+    sample_size: int = 100,
+) -> QdrantMigrationReport:
+    """Copy `collection` from source to target (scroll order, every vector and payload), verify."""
+    if batch_size < 1:
+        raise QdrantMigrationError(f"batch size must be at least 1, got {batch_size}")
+    target_collection = target_collection or collection
+    if source_location == target_location and collection == target_collection:
+        raise QdrantMigrationError("source and target are the same collection")
+    progress = progress or (lambda *_: None)
+    started = time.monotonic()
+    report = QdrantMigrationReport(collection=collection, target_collection=target_collection)
+    source = open_client(source_location, source_api_key, "source")
+    try:
+        target = open_client(target_location, target_api_key, "target")
+        try:
+            ha = {
+                "shard_number": shard_number,
+                "replication_factor": replication_factor,
+                "write_consistency_factor": write_consistency_factor,
+            }
+            report.created_target = _prepare_target(source, target, collection, target_collection, ha)
+            total = with_retries("source", "count", lambda: source.count(collection, exact=True).count)
+            checkpoint = _Checkpoint(target, collection, target_collection)
+            state = with_retries("target", "read checkpoint", checkpoint.load)
+            target_count = with_retries(
+                "target", "count", lambda: target.count(target_collection, exact=True).count
+            )
+            if state is None and target_count and not report.created_target:
+                if target_count == total:
+                    # A finished earlier run (its checkpoint was cleaned up): verify, write nothing.
+                    verify(source, target, collection, target_collection, report, sample_size)
+                    if report.ok:
+                        report.duration_s = time.monotonic() - started
+                        return report
+                raise QdrantMigrationError(
+                    f"target: collection {target_collection} already holds {target_count} points that this "
+                    "migration did not write; migrate into an empty collection"
+                )
+            offset = state["offset"] if state else None
+            copied = int(state["copied"]) if state else 0
+            done = bool(state["done"]) if state else False
+            if state is None:
+                with_retries("target", "write checkpoint", lambda: checkpoint.save(None, 0, False))
+            resumed_from = copied
+            while not done:
+                records, next_offset = with_retries(
+                    "source",
+                    "scroll",
+                    lambda o=offset: source.scroll(
+                        collection, limit=batch_size, offset=o, with_payload=True, with_vectors=True
+                    ),
+                )
+                if records:
+                    points = [
+                        models.PointStruct(id=r.id, vector=r.vector or {}, payload=r.payload) for r in records
+                    ]
+                    with_retries(
+                        "target", "upsert", lambda p=points: target.upsert(target_collection, p, wait=True)
+                    )
+                copied += len(records)
+                report.batches += 1
+                done = next_offset is None
+                offset = next_offset
+                with_retries(
+                    "target",
+                    "write checkpoint",
+                    lambda o=offset, c=copied, d=done: checkpoint.save(o, c, d),
+                )
+                elapsed = max(time.monotonic() - started, 1e-6)
+                progress(collection, copied, total, (copied - resumed_from) / elapsed)
+            report.copied_points = copied - resumed_from
+            verify(source, target, collection, target_collection, report, sample_size)
+            if report.ok:
+                with_retries("target", "clean up checkpoint", checkpoint.clear)
+        finally:
+            target.close()
+    finally:
+        source.close()
+    report.duration_s = time.monotonic() - started
+    return report

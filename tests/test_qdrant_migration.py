@@ -1,0 +1,297 @@
+"""Single-node -> cluster migration on qdrant-client local-mode stores (and the fake cluster API
+for what local mode cannot do)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
+from qdrant_client import QdrantClient, models
+
+from migration.qdrant.engine import OFFSETS_COLLECTION, QdrantMigrationError, migrate_collection
+from migration.qdrant.resource import QdrantMigrationProvider
+from tests.harness import ROOT, contains_secret_wrapper
+from tests.support.dynamic import roundtrip
+from tests.support.fake_qdrant import FakeQdrantCluster
+from tests.support.nginx import free_port
+from tests.support.qdrant_data import make_store, snapshot
+
+COLLECTION = "docs_index_mxbai"
+
+
+@pytest.fixture(scope="session")
+def plan_store(tmp_path_factory):
+    """The plan's collection: 3,087 points of 1024 dimensions with payloads, built once."""
+    path = tmp_path_factory.mktemp("qdrant-plan") / "store"
+    make_store(path)
+    return path
+
+
+@pytest.fixture
+def source(plan_store, tmp_path):
+    copy = tmp_path / "source"
+    shutil.copytree(plan_store, copy)
+    return copy
+
+
+def count(path, collection=COLLECTION) -> int:
+    client = QdrantClient(path=str(path))
+    try:
+        return client.count(collection, exact=True).count if client.collection_exists(collection) else 0
+    finally:
+        client.close()
+
+
+def collections(path) -> set[str]:
+    client = QdrantClient(path=str(path))
+    try:
+        return {c.name for c in client.get_collections().collections}
+    finally:
+        client.close()
+
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "migration.qdrant", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+
+
+def test_the_plans_collection_migrates_and_verifies(source, tmp_path):
+    before = snapshot(source, COLLECTION)
+    target = tmp_path / "target"
+    report = migrate_collection(str(source), str(target), COLLECTION, shard_number=3, replication_factor=2)
+    assert report.ok and report.created_target
+    assert report.source_points == report.target_points == report.copied_points == 3087
+    assert report.sample_checked == 100 and report.sample_mismatches == 0
+    assert report.recall_at_10 == 1.0
+    assert snapshot(source, COLLECTION) == before  # the source was only read
+    assert collections(target) == {COLLECTION}  # the checkpoint was cleaned up after verification
+    client = QdrantClient(path=str(target))
+    try:
+        point = client.retrieve(COLLECTION, [42], with_payload=True, with_vectors=True)[0]
+        assert point.payload == {"source_path": "docs/page-42.md", "chunk_index": 0, "tags": ["rag"]}
+        assert len(point.vector) == 1024
+    finally:
+        client.close()
+
+
+def test_rerun_is_a_no_op_that_verifies(source, tmp_path):
+    target = tmp_path / "target"
+    migrate_collection(str(source), str(target), COLLECTION, batch_size=1000)
+    again = migrate_collection(str(source), str(target), COLLECTION, batch_size=1000)
+    assert again.ok and again.copied_points == 0 and again.batches == 0 and not again.created_target
+
+
+def test_sigkill_part_way_then_resume(source, tmp_path):
+    target = tmp_path / "target"
+    before = snapshot(source, COLLECTION)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "migration.qdrant",
+            "--source",
+            str(source),
+            "--target",
+            str(target),
+            "--collection",
+            COLLECTION,
+            "--batch-size",
+            "100",
+        ],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    for lines, line in enumerate(process.stderr, start=1):
+        if "points (" in line and lines >= 6:
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    partial = count(target)
+    assert 0 < partial < 3087
+    assert OFFSETS_COLLECTION in collections(target)  # the resume point is there
+    resumed = run_cli(
+        "--source",
+        str(source),
+        "--target",
+        str(target),
+        "--collection",
+        COLLECTION,
+        "--batch-size",
+        "100",
+        "--json",
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    report = json.loads(resumed.stdout)
+    assert report["ok"] and report["target_points"] == 3087
+    assert report["copied_points"] <= 3087 - partial + 100  # it resumed; at most one batch again
+    assert collections(target) == {COLLECTION}
+    assert snapshot(source, COLLECTION) == before
+
+
+def test_named_and_sparse_vectors_are_kept(tmp_path):
+    source, target = tmp_path / "named-source", tmp_path / "named-target"
+    make_store(source, points=400, named=True)
+    report = migrate_collection(str(source), str(target), COLLECTION)
+    assert report.ok and report.target_points == 400
+    client = QdrantClient(path=str(target))
+    try:
+        params = client.get_collection(COLLECTION).config.params
+        assert set(params.vectors) == {"text", "title"} and set(params.sparse_vectors) == {"keywords"}
+        point = client.retrieve(COLLECTION, [7], with_vectors=True)[0]
+        assert set(point.vector) == {"text", "title", "keywords"}
+        assert point.vector["keywords"].indices == [7, 100]
+    finally:
+        client.close()
+
+
+def test_progress_goes_to_stderr(source, tmp_path):
+    result = run_cli(
+        "--source",
+        str(source),
+        "--target",
+        str(tmp_path / "t"),
+        "--collection",
+        COLLECTION,
+        "--batch-size",
+        "1000",
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"{COLLECTION}: 3087/3087 points (100.0%)" in result.stderr and "points/s" in result.stderr
+    assert "recall@10 1.0" in result.stderr
+
+
+def one_line(result) -> str:
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
+
+
+def test_unreachable_source(tmp_path):
+    line = one_line(
+        run_cli(
+            "--source",
+            f"http://127.0.0.1:{free_port()}",
+            "--target",
+            str(tmp_path / "t"),
+            "--collection",
+            COLLECTION,
+        )
+    )
+    assert line.startswith("migration.qdrant: source: ") and "cannot reach Qdrant" in line
+    assert not (tmp_path / "t").exists() or collections(tmp_path / "t") == set()
+
+
+def test_wrong_api_key(tmp_path):
+    with FakeQdrantCluster(api_key="right-key") as fake:
+        env = {"QDRANT_SOURCE_API_KEY": "wrong-key", "PATH": "/usr/bin:/bin"}
+        result = run_cli(
+            "--source", fake.url, "--target", str(tmp_path / "t"), "--collection", COLLECTION, env=env
+        )
+    line = one_line(result)
+    assert "source: " in line and "the API key was refused (401)" in line
+    assert "wrong-key" not in result.stderr
+
+
+def test_missing_collection(source, tmp_path):
+    line = one_line(run_cli("--source", str(source), "--target", str(tmp_path / "t"), "--collection", "nope"))
+    assert line == "migration.qdrant: source: collection nope does not exist"
+    assert collections(tmp_path / "t") == set()
+
+
+def test_missing_source_store_is_not_created(tmp_path):
+    line = one_line(
+        run_cli(
+            "--source", str(tmp_path / "absent"), "--target", str(tmp_path / "t"), "--collection", COLLECTION
+        )
+    )
+    assert line == f"migration.qdrant: source: no Qdrant local-mode store at {tmp_path / 'absent'}"
+    assert not (tmp_path / "absent").exists()
+
+
+def test_mismatched_vector_size_writes_nothing(source, tmp_path):
+    target = tmp_path / "t"
+    client = QdrantClient(path=str(target))
+    client.create_collection(
+        COLLECTION, vectors_config=models.VectorParams(size=768, distance=models.Distance.COSINE)
+    )
+    client.close()
+    line = one_line(run_cli("--source", str(source), "--target", str(target), "--collection", COLLECTION))
+    assert "target: collection docs_index_mxbai has vectors ((default): size 768 Cosine)" in line
+    assert "size 1024 Cosine" in line and line.endswith("refusing to write")
+    assert collections(target) == {COLLECTION} and count(target) == 0
+
+
+def test_target_holding_foreign_points_is_refused(source, tmp_path):
+    target = tmp_path / "t"
+    client = QdrantClient(path=str(target))
+    client.create_collection(
+        COLLECTION, vectors_config=models.VectorParams(size=1024, distance=models.Distance.COSINE)
+    )
+    client.upsert(COLLECTION, [models.PointStruct(id=999999, vector=[0.1] * 1024, payload={"x": 1})])
+    client.close()
+    with pytest.raises(
+        QdrantMigrationError, match=r"already holds 1 points that this migration did not write"
+    ):
+        migrate_collection(str(source), str(target), COLLECTION)
+    assert count(target) == 1
+
+
+def test_dynamic_resource_after_serialization(source, tmp_path, monkeypatch):
+    monkeypatch.setattr("pulumi.log.info", lambda *a, **k: None)
+    provider = roundtrip(QdrantMigrationProvider())
+    props = {
+        "source_url": str(source),
+        "source_api_key": "",
+        "target_url": str(tmp_path / "t"),
+        "target_api_key": "",
+        "collection": COLLECTION,
+        "target_collection": COLLECTION,
+        "batch_size": 1000,
+        "shard_number": None,
+        "replication_factor": None,
+        "write_consistency_factor": None,
+    }
+    created = provider.create(props)
+    assert created.outs["report"]["ok"] and created.outs["report"]["target_points"] == 3087
+    assert not provider.diff(created.id, created.outs, props).changes
+    assert provider.diff(created.id, created.outs, {**props, "batch_size": 500}).changes
+    updated = provider.update(created.id, created.outs, {**props, "batch_size": 500})
+    assert updated.outs["report"]["copied_points"] == 0 and updated.outs["collection"] == COLLECTION
+    provider.delete(created.id, updated.outs)
+    assert count(tmp_path / "t") == 3087
+
+
+MIGRATION = {"qdrant": {"enabled": True, "sourceUrl": "http://old-qdrant:6333", "collections": [COLLECTION]}}
+
+
+def test_wired_after_the_ha_collection_with_secret_keys(program):
+    run = program("prod", overrides={"migration": MIGRATION}, secret_overrides={"oldQdrantApiKey": "old-key"})
+    migration = run.named(f"qdrant-migration-{COLLECTION}")
+    assert run.depends_on[migration.name] == {f"qdrant-collection-{COLLECTION}"}
+    assert contains_secret_wrapper(migration.inputs["source_api_key"])
+    assert contains_secret_wrapper(migration.inputs["target_api_key"])
+    assert migration.inputs["target_url"] == run.outputs["qdrantUrl"]
+    assert "qdrantMigration" in run.outputs
+
+
+def test_a_collection_without_ha_parameters_is_a_config_error(program):
+    from components.settings import SettingsError
+
+    bad = {"qdrant": {**MIGRATION["qdrant"], "collections": ["other"]}}
+    with pytest.raises(
+        SettingsError, match=r"migration.qdrant.collections\[0\] must also be listed in qdrant.collections"
+    ):
+        program("dev", overrides={"migration": bad})
