@@ -113,6 +113,9 @@ def render_kong_config(
                         "protocols": ["http", "https"],
                         "strip_path": route.strip_path,
                         "preserve_host": False,
+                        # An exemption is declared in the config itself, where the policy
+                        # pack (kong-route-has-jwt-and-rate-limiting) reads it.
+                        "tags": ["rag-infra", *(f"exempt-from-{plugin}" for plugin in route.exempt_from)],
                         "plugins": _route_plugins(route, rate_limit),
                     }
                 ],

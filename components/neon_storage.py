@@ -282,6 +282,7 @@ class NeonStorage(pulumi.ComponentResource):
             uploads=[docker.ContainerUploadArgs(file="/etc/nginx/nginx.conf", content=render_notify_conf())],
             networks_advanced=hosts.attach(NOTIFY_ALIAS),
             restart="always",
+            memory=64 if self._settings.memory_mb else None,
             healthcheck=docker.ContainerHealthcheckArgs(
                 tests=[
                     "CMD",

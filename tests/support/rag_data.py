@@ -29,15 +29,16 @@ def load_legacy(dsn: str, chunks: int = 3087, documents: int = 220, query_rows: 
             (documents,),
         )
         conn.execute(
+            "WITH docs AS (SELECT id, source_path, row_number() OVER (ORDER BY source_path) - 1 AS rn "
+            "              FROM rag.documents) "
             "INSERT INTO rag.chunks (document_id, chunk_index, content, token_count, embedding) "
             "SELECT d.id, c.n / %s, 'chunk ' || c.n || ' of ' || d.source_path || ' about neon qdrant kong', "
             "  (c.n %% 500) + 10, "
+            # Every 97th chunk still awaits its embedding (NULL), as the legacy schema allows.
             "  CASE WHEN c.n %% 97 = 0 THEN NULL ELSE "
             "  (SELECT array_agg(random()::real)::vector(1024) FROM generate_series(1, 1024) g "
             "   WHERE c.n > -g) END "
-            "FROM generate_series(0, %s - 1) c(n) "
-            "JOIN LATERAL (SELECT id, source_path FROM rag.documents ORDER BY source_path "
-            "              OFFSET (c.n %% %s) LIMIT 1) d ON true",
+            "FROM generate_series(0, %s - 1) c(n) JOIN docs d ON d.rn = c.n %% %s",
             (documents, chunks, documents),
         )
         conn.execute(

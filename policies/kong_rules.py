@@ -1,0 +1,99 @@
+"""Kong rules: every route authenticated and rate limited, CORS origins, admin exposure."""
+
+from __future__ import annotations
+
+import yaml
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+)
+
+from policies.common import CONTAINER, component, number, port_ip, published_ports, uploads
+
+DECLARATIVE = "/kong/kong.yml"
+ADMIN_PORTS = {
+    8001: "admin API",
+    8444: "admin API (TLS)",
+    8100: "status listener",
+    8007: "status listener",
+    8002: "Kong Manager",
+    8445: "Kong Manager (TLS)",
+}
+REQUIRED_PLUGINS = ("jwt", "rate-limiting")
+
+
+def _kong_config(args: ResourceValidationArgs) -> dict | None:
+    if args.resource_type != CONTAINER or component(args.props) != "kong":
+        return None
+    text = uploads(args.props).get(DECLARATIVE)
+    return yaml.safe_load(text) if text else None
+
+
+def _routes_protected(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    config = _kong_config(args)
+    if config is None:
+        return
+    global_plugins = {p.get("name") for p in config.get("plugins") or []}
+    for service in config.get("services") or []:
+        for route in service.get("routes") or []:
+            plugins = global_plugins | {p.get("name") for p in route.get("plugins") or []}
+            tags = set(route.get("tags") or [])
+            for plugin in REQUIRED_PLUGINS:
+                if plugin not in plugins and f"exempt-from-{plugin}" not in tags:
+                    report(
+                        f"route {route.get('name')} has no {plugin} plugin and no exempt-from-{plugin} tag"
+                    )
+
+
+kong_route_has_jwt_and_rate_limiting = ResourceValidationPolicy(
+    name="kong-route-has-jwt-and-rate-limiting",
+    description="Every Kong route requires a JWT and is rate limited, unless its config declares "
+    "an exemption.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_routes_protected,
+)
+
+
+def _cors_origins(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    config = _kong_config(args)
+    if config is None:
+        return
+    if args.get_config().get("allowWildcardOrigins", False):
+        return
+    for plugin in config.get("plugins") or []:
+        if plugin.get("name") == "cors" and "*" in (plugin.get("config") or {}).get("origins", ["*"]):
+            report("the CORS plugin allows every origin (*); list the application's origins")
+
+
+kong_cors_origins_not_wildcard = ResourceValidationPolicy(
+    name="kong-cors-origins-not-wildcard",
+    description="Kong's CORS plugin names the allowed origins instead of *.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_cors_origins,
+    config_schema=PolicyConfigSchema(
+        properties={"allowWildcardOrigins": {"type": "boolean", "default": False}}
+    ),
+)
+
+
+def _admin_loopback(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != CONTAINER or component(args.props) != "kong":
+        return
+    for port in published_ports(args.props):
+        internal = number(port.get("internal"))
+        what = ADMIN_PORTS.get(internal)
+        if what and port_ip(port) != "127.0.0.1":
+            report(f"Kong's {what} (port {internal}) is published on {port_ip(port)}; use 127.0.0.1")
+
+
+kong_admin_loopback_only = ResourceValidationPolicy(
+    name="kong-admin-loopback-only",
+    description="Kong's admin API, status listener and Manager are published on the host's loopback only.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_admin_loopback,
+)
+
+POLICIES = [kong_route_has_jwt_and_rate_limiting, kong_cors_origins_not_wildcard, kong_admin_loopback_only]

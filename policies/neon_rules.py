@@ -1,0 +1,148 @@
+"""Neon HA rules: the safekeeper quorum, durable storage, the compute's view of the quorum and
+the storage tier's ports."""
+
+from __future__ import annotations
+
+import json
+
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+from policies.common import (
+    CONTAINER,
+    component,
+    containers_of,
+    label_of,
+    number,
+    plain,
+    port_ip,
+    published_ports,
+    uploads,
+)
+
+# Components whose data must survive a container, and where it lives.
+DURABLE = {
+    "neon-pageserver": "/data",
+    "neon-safekeeper": "/data",
+    "neon-controller-db": "/var/lib/postgresql/data",
+    "neon-object-storage": "/data",
+}
+STORAGE_TIER = (
+    "neon-pageserver",
+    "neon-safekeeper",
+    "neon-controller-db",
+    "neon-object-storage",
+    "neon-storage-controller",
+    "neon-storage-broker",
+    "neon-compute-notify",
+)
+COMPUTE_CONFIG = "/var/db/postgres/configs/config.json"
+
+
+def _safekeeper_quorum(args: StackValidationArgs, report: ReportViolation) -> None:
+    minimum = args.get_config().get("minSafekeepers", 3)
+    safekeepers = containers_of(args.resources, "neon-safekeeper")
+    if not safekeepers:
+        args.not_applicable("no Neon tier in this stack")
+    if len(safekeepers) < minimum or len(safekeepers) % 2 == 0:
+        report(
+            f"Neon has {len(safekeepers)} safekeepers; "
+            f"the WAL quorum needs an odd number of at least {minimum}"
+        )
+
+
+neon_safekeepers_odd_at_least_3 = StackValidationPolicy(
+    name="neon-safekeepers-odd-at-least-3",
+    description="Neon's WAL is acknowledged by a majority of an odd number of safekeepers, at least three.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_safekeeper_quorum,
+    config_schema=PolicyConfigSchema(
+        properties={"minSafekeepers": {"type": "integer", "default": 3, "minimum": 1}}
+    ),
+)
+
+
+def _durable(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != CONTAINER or component(args.props) not in DURABLE:
+        return
+    if plain(args.props.get("mustRun")) is False:
+        return  # the one-shot bucket job shares the object-storage label but holds no data
+    path = DURABLE[component(args.props)]
+    volumes = [v for v in plain(args.props.get("volumes")) or [] if v.get("containerPath") == path]
+    if not any(v.get("volumeName") or v.get("hostPath") for v in volumes):
+        report(
+            f"{component(args.props)} container {plain(args.props.get('name'))} "
+            f"keeps {path} outside a persistent volume"
+        )
+
+
+neon_storage_on_persistent_volumes = ResourceValidationPolicy(
+    name="neon-storage-on-persistent-volumes",
+    description="Pageserver, safekeepers, the controller's database and object storage keep "
+    "their data on volumes.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_durable,
+)
+
+
+def _compute_names_every_safekeeper(args: StackValidationArgs, report: ReportViolation) -> None:
+    safekeepers = {
+        alias
+        for container in containers_of(args.resources, "neon-safekeeper")
+        for network in plain(container.props.get("networksAdvanced")) or []
+        for alias in network.get("aliases") or []
+    }
+    computes = containers_of(args.resources, "neon-compute")
+    if not computes:
+        args.not_applicable("no Neon compute in this stack")
+    for compute in computes:
+        config = uploads(compute.props).get(COMPUTE_CONFIG)
+        try:
+            named = {c.split(":")[0] for c in json.loads(config)["spec"]["safekeeper_connstrings"]}
+        except (TypeError, ValueError, KeyError):
+            report(f"compute {label_of(compute)} has no readable spec at {COMPUTE_CONFIG}", compute.urn)
+            continue
+        missing = sorted(safekeepers - named)
+        if missing:
+            report(f"compute {label_of(compute)} does not name safekeepers {', '.join(missing)}", compute.urn)
+
+
+neon_compute_names_every_safekeeper = StackValidationPolicy(
+    name="neon-compute-names-every-safekeeper",
+    description="Every compute streams its WAL to every safekeeper of the stack.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_compute_names_every_safekeeper,
+)
+
+
+def _storage_loopback(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != CONTAINER or component(args.props) not in STORAGE_TIER:
+        return
+    for port in published_ports(args.props):
+        if port_ip(port) != "127.0.0.1":
+            report(
+                f"{component(args.props)} container {plain(args.props.get('name'))} publishes port "
+                f"{number(port.get('internal'))} on {port_ip(port)}; the storage tier is loopback-only"
+            )
+
+
+neon_storage_ports_loopback_only = ResourceValidationPolicy(
+    name="neon-storage-ports-loopback-only",
+    description="No port of Neon's storage tier is published beyond the host's loopback.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_storage_loopback,
+)
+
+POLICIES = [
+    neon_safekeepers_odd_at_least_3,
+    neon_storage_on_persistent_volumes,
+    neon_compute_names_every_safekeeper,
+    neon_storage_ports_loopback_only,
+]

@@ -1,0 +1,12 @@
+"""Every rule of the pack, in one list (imported by __main__.py and policies.check)."""
+
+from policies import container_rules, kong_rules, neon_rules, qdrant_rules, stack_rules
+
+PACK_NAME = "rag-infra-ha"
+POLICIES = [
+    *qdrant_rules.POLICIES,
+    *neon_rules.POLICIES,
+    *kong_rules.POLICIES,
+    *container_rules.POLICIES,
+    *stack_rules.POLICIES,
+]

@@ -1,0 +1,205 @@
+"""Run the whole Pulumi program for a stack file under Pulumi's own mocks (tests, policies.check).
+
+Config comes from the real `Pulumi.yaml` defaults and `Pulumi.<stack>.yaml`; `secure:` values
+are replaced by placeholders (no passphrase needed). Every registered resource is recorded
+with its type, name, inputs and provider, and the stack outputs are resolved together with
+whether each is secret.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import settings as runtime_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = "rag-infra"
+SECRET_PLACEHOLDER = "placeholder-secret-value"
+# Pulumi wraps secret inputs in this shape on the wire (mocks see it as-is).
+SECRET_SIG = "4dabf18193072939515e22adb298388d"
+
+
+@dataclass
+class RegisteredResource:
+    """One resource as the engine saw it."""
+
+    typ: str
+    name: str
+    inputs: dict[str, Any]
+    provider: str
+    custom: bool
+
+    def plain(self, key: str, default: Any = None) -> Any:
+        """An input with any secret wrapper removed."""
+        return unwrap_secrets(self.inputs.get(key, default))
+
+
+@dataclass
+class ProgramRun:
+    """What one run of the program registered and exported."""
+
+    resources: list[RegisteredResource]
+    outputs: dict[str, Any]
+    secret_outputs: set[str]
+    depends_on: dict[str, set[str]] = field(default_factory=dict)
+    """Logical name -> logical names of its explicit `depends_on` (resource options)."""
+
+    def of_type(self, typ: str) -> list[RegisteredResource]:
+        return [r for r in self.resources if r.typ == typ]
+
+    def named(self, name: str) -> RegisteredResource:
+        matches = [r for r in self.resources if r.name == name]
+        if len(matches) != 1:
+            raise KeyError(f"{len(matches)} resources named {name!r}")
+        return matches[0]
+
+    @property
+    def containers(self) -> list[RegisteredResource]:
+        return self.of_type("docker:index/container:Container")
+
+    def container(self, name: str) -> RegisteredResource:
+        """A container by its Docker name (the `name` input)."""
+        matches = [c for c in self.containers if c.inputs.get("name") == name]
+        if len(matches) != 1:
+            names = sorted(str(c.inputs.get("name")) for c in self.containers)
+            raise KeyError(f"no single container named {name!r}; have {names}")
+        return matches[0]
+
+    def provider_host(self, resource: RegisteredResource) -> str:
+        """The Docker host URL of the provider a resource was created with."""
+        provider_name = resource.provider.split("::")[-2] if resource.provider else ""
+        provider = self.named(provider_name.split("$")[-1])
+        return provider.inputs["host"]
+
+
+def unwrap_secrets(value: Any) -> Any:
+    """Replace Pulumi's secret wrapper dicts by their plain values, recursively."""
+    if isinstance(value, dict):
+        if SECRET_SIG in value and "value" in value:
+            return unwrap_secrets(value["value"])
+        return {k: unwrap_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap_secrets(v) for v in value]
+    return value
+
+
+def contains_secret_wrapper(value: Any) -> bool:
+    if isinstance(value, dict):
+        return SECRET_SIG in value or any(contains_secret_wrapper(v) for v in value.values())
+    if isinstance(value, list):
+        return any(contains_secret_wrapper(v) for v in value)
+    return False
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Records every resource and answers with plausible outputs."""
+
+    def __init__(self) -> None:
+        self.resources: list[RegisteredResource] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        self.resources.append(
+            RegisteredResource(args.typ, args.name, dict(args.inputs), args.provider, args.custom)
+        )
+        state = dict(args.inputs)
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            state["result"] = f"generated-{args.name}"
+        elif args.typ == "random:index/randomId:RandomId":
+            state["hex"] = hashlib.md5(args.name.encode(), usedforsecurity=False).hexdigest()
+        elif args.typ == "docker:index/remoteImage:RemoteImage":
+            state["imageId"] = f"sha256:{args.name}"
+            state["repoDigest"] = f"{args.inputs.get('name')}@sha256:{'0' * 64}"
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+
+def stack_config(stack: str) -> tuple[dict[str, Any], list[str]]:
+    """The config values a `pulumi up` of `stack` would give the program, secrets as placeholders."""
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    values: dict[str, Any] = {}
+    for key, spec in (project.get("config") or {}).items():
+        if isinstance(spec, dict) and "default" in spec:
+            full = key if ":" in key else f"{PROJECT}:{key}"
+            values[full] = spec["default"]
+    stack_file = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text()) or {}
+    secret_keys = []
+    for key, value in (stack_file.get("config") or {}).items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            value = SECRET_PLACEHOLDER
+            secret_keys.append(key)
+        values[key] = value
+    return values, secret_keys
+
+
+def _wire(value: Any) -> str:
+    # The CLI hands structured values to the program as JSON text.
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def run_program(
+    stack: str,
+    overrides: dict[str, Any] | None = None,
+    secret_overrides: dict[str, str] | None = None,
+    preview: bool = False,
+    mocks: RecordingMocks | None = None,
+) -> ProgramRun:
+    """Run `__main__.py` for `stack` under mocks in a fresh root.
+
+    `overrides` replace top-level `rag-infra:` keys (a value of None removes the key);
+    `secret_overrides` set secret keys to the given plaintext.
+    """
+    values, secret_keys = stack_config(stack)
+    for key, value in (overrides or {}).items():
+        full = f"{PROJECT}:{key}"
+        if value is None:
+            values.pop(full, None)
+        else:
+            values[full] = copy.deepcopy(value)
+    for key, value in (secret_overrides or {}).items():
+        values[f"{PROJECT}:{key}"] = value
+        secret_keys.append(f"{PROJECT}:{key}")
+
+    mocks = mocks or RecordingMocks()
+    runtime_settings.ROOT.set(None)  # a fresh Stack resource, so outputs never leak between runs
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview)
+    pulumi.runtime.set_all_config({k: _wire(v) for k, v in values.items()}, secret_keys)
+
+    outputs: dict[str, Any] = {}
+    secret_outputs: set[str] = set()
+
+    async def collect() -> None:
+        exported = runtime_settings.get_root_resource().outputs
+        for name, value in exported.items():
+            output = pulumi.Output.from_input(value)
+            outputs[name] = await output.future()
+            if await output.is_secret():
+                secret_outputs.add(name)
+
+    depends_on: dict[str, set[str]] = {}
+
+    def record_options(args: pulumi.ResourceTransformationArgs) -> None:
+        # Mocks never see resource options; a (legacy) stack transformation runs client-side.
+        declared = args.opts.depends_on if args.opts else None
+        resources = declared if isinstance(declared, list) else [declared] if declared else []
+        depends_on[args.name] = {r._name for r in resources if isinstance(r, pulumi.Resource)}
+
+    @pulumi.runtime.test
+    def program():
+        pulumi.runtime.register_stack_transformation(record_options)
+        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+        return collect()
+
+    program()
+    return ProgramRun(
+        resources=mocks.resources, outputs=outputs, secret_outputs=secret_outputs, depends_on=depends_on
+    )

@@ -1,0 +1,359 @@
+"""The policy pack: each rule from the compliant prod stack with one field changed, the real
+stacks, and the offline checker's command line."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+
+import pytest
+
+from policies.check import evaluate, policy_settings
+from policies.pack import POLICIES
+from tests.harness import ROOT, SECRET_SIG, ProgramRun, run_program
+
+SECRET = {SECRET_SIG: "1b47061264138c4ac30d75fd1eb44270"}
+
+
+@pytest.fixture(scope="module")
+def prod_run() -> ProgramRun:
+    return run_program("prod")
+
+
+def mutated(run: ProgramRun, change: Callable[[ProgramRun], None]) -> ProgramRun:
+    copied = copy.deepcopy(run)
+    change(copied)
+    return copied
+
+
+def by_name(run: ProgramRun, name: str):
+    return next(r for r in run.resources if r.name == name)
+
+
+def set_input(name: str, key: str, value) -> Callable[[ProgramRun], None]:
+    def change(run: ProgramRun) -> None:
+        by_name(run, name).inputs[key] = value
+
+    return change
+
+
+def drop(name: str) -> Callable[[ProgramRun], None]:
+    def change(run: ProgramRun) -> None:
+        run.resources.remove(by_name(run, name))
+
+    return change
+
+
+def edit_kong_yml(edit: Callable[[dict], None]) -> Callable[[ProgramRun], None]:
+    import yaml
+
+    def change(run: ProgramRun) -> None:
+        kong = by_name(run, "kong-kong")
+        uploads = kong.inputs["uploads"]["value"]
+        document = yaml.safe_load(uploads[0]["content"])
+        edit(document)
+        uploads[0]["content"] = yaml.safe_dump(document)
+
+    return change
+
+
+def with_ports(name: str, edit: Callable[[list], None]) -> Callable[[ProgramRun], None]:
+    def change(run: ProgramRun) -> None:
+        edit(by_name(run, name).inputs["ports"])
+
+    return change
+
+
+def plaintext_envs(name: str, extra: list[str]) -> Callable[[ProgramRun], None]:
+    def change(run: ProgramRun) -> None:
+        resource = by_name(run, name)
+        current = resource.inputs.get("envs", [])
+        values = current["value"] if isinstance(current, dict) else current
+        resource.inputs["envs"] = [*values, *extra]
+
+    return change
+
+
+def strip_secret(name: str, key: str) -> Callable[[ProgramRun], None]:
+    def change(run: ProgramRun) -> None:
+        resource = by_name(run, name)
+        resource.inputs[key] = resource.inputs[key]["value"]
+
+    return change
+
+
+def _compute_without_last_safekeeper(run: ProgramRun) -> None:
+    compute = by_name(run, "neon-compute-main-container")
+    upload = compute.inputs["uploads"]["value"][0]
+    config = json.loads(upload["content"])
+    config["spec"]["safekeeper_connstrings"] = config["spec"]["safekeeper_connstrings"][:2]
+    upload["content"] = json.dumps(config)
+
+
+def _all_on_one_host(run: ProgramRun) -> None:
+    first = by_name(run, "qdrant-node-0").provider
+    for name in ("qdrant-node-1", "qdrant-node-2"):
+        by_name(run, name).provider = first
+
+
+def _shared_volume(run: ProgramRun) -> None:
+    by_name(run, "qdrant-node-1").inputs["volumes"][0]["volumeName"] = "rag-infra-prod-qdrant-0-storage"
+
+
+def _route_without_jwt(document: dict) -> None:
+    route = document["services"][0]["routes"][0]
+    route["plugins"] = [p for p in route["plugins"] if p["name"] != "jwt"]
+
+
+CASES = [
+    (
+        "qdrant-nodes-odd-at-least-3",
+        drop("qdrant-node-2"),
+        "stack",
+        "the Qdrant cluster has 2 nodes; it needs an odd number of at least 3",
+    ),
+    (
+        "qdrant-replication-factor-at-least-2",
+        set_input("qdrant-collection-docs_index_mxbai", "replication_factor", 1),
+        "qdrant-collection-docs_index_mxbai",
+        "collection docs_index_mxbai has replication_factor 1; it needs at least 2",
+    ),
+    (
+        "qdrant-replication-factor-at-most-nodes",
+        set_input("qdrant-collection-docs_index_mxbai", "replication_factor", 5),
+        "qdrant-collection-docs_index_mxbai",
+        "collection docs_index_mxbai has replication_factor 5 but the cluster has 3 nodes; "
+        "Qdrant would silently place fewer replicas",
+    ),
+    (
+        "qdrant-write-consistency-within-replication",
+        set_input("qdrant-collection-docs_index_mxbai", "write_consistency_factor", 3),
+        "qdrant-collection-docs_index_mxbai",
+        "collection docs_index_mxbai has write_consistency_factor 3 above its replication_factor 2; "
+        "every write would fail",
+    ),
+    (
+        "qdrant-node-has-own-volume",
+        _shared_volume,
+        "qdrant-node-1",
+        "Qdrant nodes rag-infra-prod-qdrant-0 and rag-infra-prod-qdrant-1 share volume "
+        "rag-infra-prod-qdrant-0-storage",
+    ),
+    (
+        "qdrant-p2p-port-unpublished",
+        set_input("qdrant-node-0", "ports", [{"internal": 6335, "external": 6335}]),
+        "qdrant-node-0",
+        "container rag-infra-prod-qdrant-0 publishes port 6335, Qdrant's unauthenticated p2p port",
+    ),
+    (
+        "qdrant-api-key-set-and-secret",
+        strip_secret("qdrant-node-0", "envs"),
+        "qdrant-node-0",
+        "Qdrant node rag-infra-prod-qdrant-0 gets its API key in plaintext; pass it from a secret",
+    ),
+    (
+        "neon-safekeepers-odd-at-least-3",
+        drop("neon-storage-safekeeper-2"),
+        "stack",
+        "Neon has 2 safekeepers; the WAL quorum needs an odd number of at least 3",
+    ),
+    (
+        "neon-storage-on-persistent-volumes",
+        set_input("neon-storage-pageserver", "volumes", []),
+        "neon-storage-pageserver",
+        "neon-pageserver container rag-infra-prod-pageserver keeps /data outside a persistent volume",
+    ),
+    (
+        "neon-compute-names-every-safekeeper",
+        _compute_without_last_safekeeper,
+        "neon-compute-main-container",
+        "compute rag-infra-prod-neon-compute does not name safekeepers safekeeper-2",
+    ),
+    (
+        "neon-storage-ports-loopback-only",
+        with_ports("neon-storage-controller", lambda ports: ports[0].pop("ip")),
+        "neon-storage-controller",
+        "neon-storage-controller container rag-infra-prod-storage-controller publishes port "
+        "1234 on 0.0.0.0; the storage tier is loopback-only",
+    ),
+    (
+        "kong-route-has-jwt-and-rate-limiting",
+        edit_kong_yml(_route_without_jwt),
+        "kong-kong",
+        "route rag-search has no jwt plugin and no exempt-from-jwt tag",
+    ),
+    (
+        "kong-cors-origins-not-wildcard",
+        edit_kong_yml(lambda d: d["plugins"][0]["config"].update(origins=["*"])),
+        "kong-kong",
+        "the CORS plugin allows every origin (*); list the application's origins",
+    ),
+    (
+        "kong-admin-loopback-only",
+        with_ports("kong-kong", lambda ports: ports[1].update(ip="0.0.0.0")),
+        "kong-kong",
+        "Kong's admin API (port 8001) is published on 0.0.0.0; use 127.0.0.1",
+    ),
+    (
+        "container-restart-policy-set",
+        set_input("qdrant-lb", "restart", "no"),
+        "qdrant-lb",
+        "container rag-infra-prod-qdrant-lb has restart policy 'no'; "
+        "use always, unless-stopped or on-failure",
+    ),
+    (
+        "container-has-healthcheck",
+        set_input("kong-kong", "healthcheck", None),
+        "kong-kong",
+        "container rag-infra-prod-kong has no health check",
+    ),
+    (
+        "container-memory-limit",
+        set_input("qdrant-lb", "memory", None),
+        "qdrant-lb",
+        "container rag-infra-prod-qdrant-lb has no memory limit",
+    ),
+    (
+        "container-image-pinned",
+        set_input("qdrant-image-0", "name", "qdrant/qdrant:latest"),
+        "qdrant-image-0",
+        "image 'qdrant/qdrant:latest' is not pinned to a release tag or digest",
+    ),
+    (
+        "container-no-plaintext-secret-env",
+        plaintext_envs("kong-kong", ["KONG_PG_PASSWORD=hunter2"]),
+        "kong-kong",
+        "container rag-infra-prod-kong sets KONG_PG_PASSWORD in plaintext; pass it from a Pulumi secret",
+    ),
+    (
+        "stack-quorum-spread-over-hosts",
+        _all_on_one_host,
+        "stack",
+        "the 3 Qdrant nodes run on 1 Docker host(s); spread them over at least 3",
+    ),
+]
+
+
+# A plaintext API key breaks two rules at once: the Qdrant one and the generic env one.
+ALSO = {"qdrant-api-key-set-and-secret": {"container-no-plaintext-secret-env"}}
+
+
+def test_every_rule_has_a_case():
+    assert {name for name, *_ in CASES} == {p.name for p in POLICIES}
+
+
+def test_the_compliant_baseline_has_no_violation(prod_run):
+    assert evaluate(prod_run, "prod", "prod") == []
+
+
+@pytest.mark.parametrize(("rule", "change", "resource", "message"), CASES, ids=[c[0] for c in CASES])
+def test_each_rule_from_the_compliant_baseline(prod_run, rule, change, resource, message):
+    violations = evaluate(mutated(prod_run, change), "prod", "prod")
+    found = [(v.rule, v.resource, v.message) for v in violations if v.rule == rule]
+    assert found == [(rule, resource, message)]
+    assert {v.rule for v in violations} - {rule} == ALSO.get(rule, set())
+    expected_level = "advisory" if rule == "stack-quorum-spread-over-hosts" else "mandatory"
+    assert next(v for v in violations if v.rule == rule).level == expected_level
+
+
+@pytest.mark.parametrize(("rule", "change", "resource", "message"), CASES[:3], ids=[c[0] for c in CASES[:3]])
+def test_dev_reports_the_same_rules_as_advisory(prod_run, rule, change, resource, message):
+    violations = [v for v in evaluate(mutated(prod_run, change), "prod", "dev") if v.rule == rule]
+    assert [(v.level, v.message) for v in violations] == [("advisory", message)]
+
+
+def test_the_real_dev_stack_has_only_advisories():
+    violations = evaluate(run_program("dev"), "dev", "dev")
+    assert violations and all(v.level == "advisory" for v in violations)
+    assert {v.rule for v in violations} >= {"container-memory-limit", "neon-safekeepers-odd-at-least-3"}
+
+
+def test_quorum_spread_can_be_made_mandatory(prod_run, tmp_path, monkeypatch):
+    import policies.check as check
+
+    (tmp_path / "prod.json").write_text(json.dumps({"all": "mandatory"}))
+    monkeypatch.setattr(check, "CONFIG_DIR", tmp_path)
+    violations = evaluate(mutated(prod_run, _all_on_one_host), "prod", "prod")
+    assert [(v.rule, v.level) for v in violations] == [("stack-quorum-spread-over-hosts", "mandatory")]
+
+
+def test_single_vps_prod_deploys_with_a_warning():
+    hosts = {"dockerHosts": ["unix:///var/run/docker.sock"]}
+    violations = evaluate(run_program("prod", overrides=hosts), "prod", "prod")
+    assert {(v.rule, v.level) for v in violations} == {("stack-quorum-spread-over-hosts", "advisory")}
+
+
+def test_policy_config_files_resolve_levels_and_defaults():
+    policy = next(p for p in POLICIES if p.name == "stack-quorum-spread-over-hosts")
+    assert policy_settings("prod", policy) == ("advisory", {"minHosts": 3})
+    secret_rule = next(p for p in POLICIES if p.name == "container-no-plaintext-secret-env")
+    level, config = policy_settings("dev", secret_rule)
+    assert level == "advisory" and config["secretsVisible"] is True
+
+
+def test_plaintext_rule_is_not_applicable_where_secrets_are_invisible(prod_run):
+    from pulumi_policy import ResourceValidationArgs
+
+    rule = next(p for p in POLICIES if p.name == "container-no-plaintext-secret-env")
+    kong = by_name(mutated(prod_run, plaintext_envs("kong-kong", ["KONG_PG_PASSWORD=x"])), "kong-kong")
+    args = ResourceValidationArgs(
+        kong.typ, kong.inputs, "urn", kong.name, None, None, {"secretsVisible": False}
+    )
+    with pytest.raises(Exception) as err:
+        rule.validate(args, lambda *a: None)
+    assert type(err.value).__name__ == "_NotApplicableError"
+    assert "secretness is not visible" in err.value.reason
+
+
+def run_check(stack: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "policies.check", "--stack", stack],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_check_command_on_the_real_stacks():
+    prod = run_check("prod")
+    assert prod.returncode == 0, prod.stdout + prod.stderr
+    assert "0 mandatory, 0 advisory" in prod.stderr
+    dev = run_check("dev")
+    assert dev.returncode == 0
+    assert "[advisory] neon-safekeepers-odd-at-least-3 (stack)" in dev.stdout
+
+
+def test_check_command_fails_on_a_mandatory_violation(tmp_path):
+    stack_file = ROOT / "Pulumi.policy-test-prod.yaml"
+    text = (ROOT / "Pulumi.prod.yaml").read_text().replace("replicationFactor: 2", "replicationFactor: 1")
+    stack_file.write_text(text)
+    try:
+        result = run_check("policy-test-prod")
+    finally:
+        stack_file.unlink()
+    assert result.returncode == 1
+    assert (
+        "[mandatory] qdrant-replication-factor-at-least-2 (qdrant-collection-docs_index_mxbai)"
+        in result.stdout
+    )
+
+
+def test_the_pack_assembles_and_serves(tmp_path):
+    # PolicyPack() validates every rule, then serves gRPC forever and prints its port first.
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "policies" / "__main__.py")],
+        cwd=ROOT / "policies",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        port = process.stdout.readline().strip()
+        assert port.isdigit(), process.stderr.read() if process.poll() is not None else port
+    finally:
+        process.kill()
+        process.wait()
