@@ -22,6 +22,18 @@ def reachable_host(docker_host: str) -> str:
     return parts.hostname or "localhost"
 
 
+def one_shot_job(max_retries: int) -> dict:
+    """Container arguments of a job Pulumi waits for (bucket creation, Kong migrations): it must
+    exit 0, and is retried by Docker while its dependency is still starting."""
+    return {
+        "must_run": False,
+        "attach": True,
+        "logs": True,
+        "restart": "on-failure",
+        "max_retry_count": max_retries,
+    }
+
+
 def round_robin(count: int, slots: int) -> list[int]:
     """Slot index for each of `count` quorum members, spread evenly over `slots` hosts."""
     if slots < 1:

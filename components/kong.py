@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.docker_hosts import DockerHosts
+from components.docker_hosts import DockerHosts, one_shot_job
 from components.kong_config import render_kong_config
 from components.secrets import secret_or_generated
 from components.settings import KongSettings
@@ -214,11 +214,7 @@ class KongGateway(pulumi.ComponentResource):
             envs=pg_envs,
             uploads=upload,
             networks_advanced=hosts.attach("kong-migrations"),
-            must_run=False,
-            attach=True,
-            logs=True,
-            restart="on-failure",
-            max_retry_count=5,
+            **one_shot_job(max_retries=5),
             labels=hosts.labels("kong-migrations"),
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[database])),
         )

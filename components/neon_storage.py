@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.docker_hosts import DockerHosts
+from components.docker_hosts import DockerHosts, one_shot_job
 from components.neon_config import (
     BROKER_ALIAS,
     BROKER_PORT,
@@ -236,12 +236,8 @@ class NeonStorage(pulumi.ComponentResource):
             command=[script],
             envs=minio_envs,
             networks_advanced=hosts.attach("minio-bucket"),
-            # One-shot: Pulumi waits for it to exit, so the pageserver never starts before the bucket.
-            must_run=False,
-            attach=True,
-            logs=True,
-            restart="on-failure",
-            max_retry_count=3,
+            # Pulumi waits for it to exit, so the pageserver never starts before the bucket.
+            **one_shot_job(max_retries=3),
             labels=hosts.labels("neon-object-storage"),
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[minio])),
         )

@@ -7,59 +7,37 @@ rolling back is `pulumi destroy` of the new stack, and the source was never writ
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
-INPUTS = ("source_dsn", "target_dsn", "tables", "batch_rows")
+from migration.provider import MigrationProvider, throttled_progress
 
 
-def _run(props: dict[str, Any]) -> dict[str, Any]:
-    from migration.postgres.engine import migrate
+class PostgresMigrationProvider(MigrationProvider):
+    """Every RAG table copied and verified; see migration.provider for the lifecycle."""
 
-    last_logged: dict[str, float] = {}
+    inputs = ("source_dsn", "target_dsn", "tables", "batch_rows")
 
-    def progress(table: str, copied: int, total: int, rate: float) -> None:
-        now = time.monotonic()
-        if copied < total and now - last_logged.get(table, 0.0) < 5.0:
-            return  # one line per table every few seconds is plenty in `pulumi up`
-        last_logged[table] = now
-        percent = 100.0 * copied / total if total else 100.0
-        pulumi.log.info(
-            f"postgres migration {table}: {copied}/{total} rows ({percent:.1f}%), {rate:,.0f} rows/s"
+    def resource_id(self, props: dict[str, Any]) -> str:
+        return "postgres-migration"
+
+    def run(self, props: dict[str, Any]) -> dict[str, Any]:
+        from migration.postgres.engine import migrate
+
+        report = migrate(
+            props["source_dsn"],
+            props["target_dsn"],
+            tables=list(props.get("tables") or []),
+            batch_rows=int(props["batch_rows"]),
+            progress=throttled_progress("postgres migration", "rows"),
         )
-
-    report = migrate(
-        props["source_dsn"],
-        props["target_dsn"],
-        tables=list(props.get("tables") or []),
-        batch_rows=int(props["batch_rows"]),
-        progress=progress,
-    )
-    summary = report.as_dict()
-    if not report.ok:
-        bad = [name for name, t in summary["tables"].items() if not t["checksum_match"]]
-        raise RuntimeError(f"postgres migration did not verify for {', '.join(bad)}: {summary['tables']}")
-    return {**props, "report": summary}
-
-
-class PostgresMigrationProvider(ResourceProvider):
-    def create(self, props: dict[str, Any]) -> CreateResult:
-        return CreateResult(id_="postgres-migration", outs=_run(props))
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [key for key in INPUTS if olds.get(key) != news.get(key)]
-        return DiffResult(changes=bool(changed), replaces=[])
-
-    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        return UpdateResult(outs=_run(news))
-
-    def delete(self, _id: str, props: dict[str, Any]) -> None:
-        # Leave every row where it is: the target goes with the stack, the source is untouched.
-        return None
+        summary = report.as_dict()
+        if not report.ok:
+            bad = [name for name, t in summary["tables"].items() if not t["checksum_match"]]
+            raise RuntimeError(f"postgres migration did not verify for {', '.join(bad)}: {summary['tables']}")
+        return {**props, "report": summary}
 
 
 @dataclass(frozen=True)
