@@ -754,7 +754,7 @@ def _parse_migration(raw: Any) -> MigrationSettings:
         enabled=qd.bool("enabled", False),
         source_url=qd.optional_str("sourceUrl"),
         collections=qd.str_list("collections", []),
-        batch_size=qd.int("batchSize", 256, minimum=1),
+        batch_size=qd.int("batchSize", 512, minimum=1),
     )
     if qdrant.enabled and not qdrant.source_url:
         raise SettingsError(f"{qd.key('sourceUrl')} is required when migration.qdrant.enabled is true")

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", required=True, help="the cluster (its LB URL) or a local-mode path")
     parser.add_argument("--collection", required=True)
     parser.add_argument("--target-collection", help="name on the target (default: the same)")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=512, help="points per scroll page and upsert (512)")
     parser.add_argument("--shard-number", type=int, help="HA parameter when the target must be created")
     parser.add_argument("--replication-factor", type=int)
     parser.add_argument("--write-consistency-factor", type=int)
