@@ -43,6 +43,12 @@ def number(value: Any) -> Any:
     return value
 
 
+def short_of_odd_quorum(members: int, minimum: int) -> bool:
+    """A majority quorum wants an odd count (an even one tolerates no more failures) of at
+    least `minimum`."""
+    return members < minimum or members % 2 == 0
+
+
 def component(props: Mapping[str, Any]) -> str | None:
     """The `rag-infra.component` label every container of the stack carries."""
     for label in plain(props.get("labels")) or []:

@@ -24,6 +24,7 @@ from policies.common import (
     plain,
     port_ip,
     published_ports,
+    short_of_odd_quorum,
     uploads,
 )
 
@@ -51,7 +52,7 @@ def _safekeeper_quorum(args: StackValidationArgs, report: ReportViolation) -> No
     safekeepers = containers_of(args.resources, "neon-safekeeper")
     if not safekeepers:
         args.not_applicable("no Neon tier in this stack")
-    if len(safekeepers) < minimum or len(safekeepers) % 2 == 0:
+    if short_of_odd_quorum(len(safekeepers), minimum):
         report(
             f"Neon has {len(safekeepers)} safekeepers; "
             f"the WAL quorum needs an odd number of at least {minimum}"

@@ -23,6 +23,7 @@ from policies.common import (
     number,
     plain,
     published_ports,
+    short_of_odd_quorum,
 )
 
 P2P_PORT = 6335
@@ -34,7 +35,7 @@ def _nodes_odd_and_enough(args: StackValidationArgs, report: ReportViolation) ->
     nodes = containers_of(args.resources, "qdrant")
     if not nodes:
         args.not_applicable("no Qdrant cluster in this stack")
-    if len(nodes) < minimum or len(nodes) % 2 == 0:
+    if short_of_odd_quorum(len(nodes), minimum):
         report(f"the Qdrant cluster has {len(nodes)} nodes; it needs an odd number of at least {minimum}")
 
 

@@ -7,42 +7,24 @@ answer has Qdrant's envelope: {"result": ..., "status": "ok", "time": ...}; erro
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
+
+from tests.support.fake_http import FakeJsonServer
 
 PEER_IDS = [11111, 22222, 33333]
 
 
-class FakeQdrantCluster:
+class FakeQdrantCluster(FakeJsonServer):
     """State the tests steer: how many peers have joined, the leader, replica states."""
 
     def __init__(self, api_key: str = "test-key", peers_joined: int = 3) -> None:
+        super().__init__()
         self.api_key = api_key
         self.peers_joined = peers_joined
         self.leader: int | None = PEER_IDS[0]
         self.collections: dict[str, dict[str, Any]] = {}
         self.forced_states: dict[tuple[int, int], str] = {}  # (shard, peer) -> state
-        self.requests: list[tuple[str, str, Any]] = []
-        self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> FakeQdrantCluster:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def writes(self) -> list[tuple[str, str, Any]]:
-        return [r for r in self.requests if r[0] != "GET"]
 
     # -- answers --------------------------------------------------------------------------
 
@@ -90,90 +72,58 @@ class FakeQdrantCluster:
             "shard_transfers": [],
         }
 
-    def _handler(self):
-        fake = self
+    # -- routing ----------------------------------------------------------------------------
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
+    @staticmethod
+    def ok(result: Any) -> tuple[int, dict]:
+        return 200, {"result": result, "status": "ok", "time": 0.0001}
 
-            def _send(self, status: int, result: Any = None, error: str | None = None) -> None:
-                body = {"time": 0.0001}
-                if error is None:
-                    body.update(result=result, status="ok")
-                else:
-                    body["status"] = {"error": error}
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+    @staticmethod
+    def error(status: int, message: str) -> tuple[int, dict]:
+        return status, {"status": {"error": message}, "time": 0.0001}
 
-            def _route(self, method: str) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length)) if length else None
-                with fake.lock:
-                    fake.requests.append((method, self.path, body))
-                    if self.headers.get("api-key") != fake.api_key:
-                        return self._send(
-                            401, error="Must provide an API key or an Authorization bearer token"
-                        )
-                    parts = [p for p in self.path.split("?")[0].split("/") if p]
-                    if parts == ["cluster"] and method == "GET":
-                        return self._send(200, fake.cluster())
-                    if len(parts) >= 2 and parts[0] == "collections":
-                        name = parts[1]
-                        exists = name in fake.collections
-                        if len(parts) == 3 and parts[2] == "cluster" and method == "GET":
-                            if not exists:
-                                return self._send(404, error=f"Not found: Collection `{name}` doesn't exist!")
-                            return self._send(200, fake.collection_cluster(name))
-                        if len(parts) == 2:
-                            return self._collection(method, name, exists, body)
-                    return self._send(404, error=f"no route {method} {self.path}")
+    def handle(self, method: str, path: str, body: Any, headers: Any) -> tuple[int, dict]:
+        if headers.get("api-key") != self.api_key:
+            return self.error(401, "Must provide an API key or an Authorization bearer token")
+        parts = [p for p in urlsplit(path).path.split("/") if p]
+        if parts == ["cluster"] and method == "GET":
+            return self.ok(self.cluster())
+        if len(parts) >= 2 and parts[0] == "collections":
+            name = parts[1]
+            if len(parts) == 3 and parts[2] == "cluster" and method == "GET":
+                if name not in self.collections:
+                    return self.error(404, f"Not found: Collection `{name}` doesn't exist!")
+                return self.ok(self.collection_cluster(name))
+            if len(parts) == 2:
+                return self._collection(method, name, body)
+        return self.error(404, f"no route {method} {path}")
 
-            def _collection(self, method: str, name: str, exists: bool, body: Any) -> None:
-                if method == "GET":
-                    if not exists:
-                        return self._send(404, error=f"Not found: Collection `{name}` doesn't exist!")
-                    return self._send(200, fake.collections[name])
-                if method == "PUT":
-                    if exists:
-                        return self._send(409, error=f"Wrong input: Collection `{name}` already exists!")
-                    fake.collections[name] = {
-                        "status": "green",
-                        "points_count": 0,
-                        "config": {
-                            "params": {
-                                "vectors": body["vectors"],
-                                "shard_number": body.get("shard_number", fake.peers_joined),
-                                "replication_factor": body.get("replication_factor", 1),
-                                "write_consistency_factor": body.get("write_consistency_factor", 1),
-                                "on_disk_payload": True,
-                            }
-                        },
+    def _collection(self, method: str, name: str, body: Any) -> tuple[int, dict]:
+        exists = name in self.collections
+        if method == "DELETE":
+            return self.ok(self.collections.pop(name, None) is not None)
+        if method == "PUT":
+            if exists:
+                return self.error(409, f"Wrong input: Collection `{name}` already exists!")
+            self.collections[name] = {
+                "status": "green",
+                "points_count": 0,
+                "config": {
+                    "params": {
+                        "vectors": body["vectors"],
+                        "shard_number": body.get("shard_number", self.peers_joined),
+                        "replication_factor": body.get("replication_factor", 1),
+                        "write_consistency_factor": body.get("write_consistency_factor", 1),
+                        "on_disk_payload": True,
                     }
-                    return self._send(200, True)
-                if method == "PATCH":
-                    if not exists:
-                        return self._send(404, error=f"Not found: Collection `{name}` doesn't exist!")
-                    fake.collections[name]["config"]["params"].update((body or {}).get("params") or {})
-                    return self._send(200, True)
-                if method == "DELETE":
-                    return self._send(200, fake.collections.pop(name, None) is not None)
-                return self._send(405, error="method not allowed")
-
-            def do_GET(self) -> None:
-                self._route("GET")
-
-            def do_PUT(self) -> None:
-                self._route("PUT")
-
-            def do_PATCH(self) -> None:
-                self._route("PATCH")
-
-            def do_DELETE(self) -> None:
-                self._route("DELETE")
-
-        return Handler
+                },
+            }
+            return self.ok(True)
+        if not exists:
+            return self.error(404, f"Not found: Collection `{name}` doesn't exist!")
+        if method == "GET":
+            return self.ok(self.collections[name])
+        if method == "PATCH":
+            self.collections[name]["config"]["params"].update((body or {}).get("params") or {})
+            return self.ok(True)
+        return self.error(405, "method not allowed")
