@@ -582,6 +582,13 @@ def _parse_neon(raw: Any, environment: Environment) -> NeonSettings:
         object_storage=object_storage,
         branches=tuple(_parse_branch(b) for b in obj.children("branches", [])),
     )
+    image_major = re.search(r"compute-node-v(\d+)", settings.compute_image)
+    if image_major and int(image_major[1]) != settings.pg_version:
+        # Timelines are created for pgVersion; a compute of another major cannot read them.
+        raise SettingsError(
+            f"{obj.key('computeImage')} runs Postgres {image_major[1]} but neon.pgVersion is "
+            f"{settings.pg_version}; use compute-node-v{settings.pg_version}, got {settings.compute_image!r}"
+        )
     names = [b.name for b in settings.branches]
     _unique(obj.key("branches"), names)
     for index, branch in enumerate(settings.branches):

@@ -99,6 +99,7 @@ BAD = [
         "got 'yesterday'",
     ),
     ({"neon": {"objectStorage": {"bukket": "x"}}}, "rag-infra:neon.objectStorage has unknown key(s) bukket"),
+    ({"neon": {"pgVersion": 16}}, "rag-infra:neon.computeImage runs Postgres 17 but neon.pgVersion is 16"),
     (
         {"kong": {"routes": [{**ROUTE, "methods": ["get"]}]}},
         "rag-infra:kong.routes[0].methods[0] must be an uppercase HTTP method",
