@@ -10,6 +10,7 @@ import pulumi_docker as docker
 
 from components.docker_hosts import DockerHosts, one_shot_job
 from components.kong_config import render_kong_config
+from components.postgres import PostgresContainerArgs, postgres_container
 from components.secrets import secret_or_generated
 from components.settings import KongSettings
 
@@ -174,31 +175,21 @@ class KongGateway(pulumi.ComponentResource):
         """The plan's kong-db and one-shot migrations; returns the container Kong waits for."""
         db_image = hosts.pull(f"{name}-db-image", settings.db_image, child)
         volume = hosts.volume(f"{name}-db-data", "kong-db-data", "kong-db", child)
-        database = docker.Container(
+        database = postgres_container(
             f"{name}-db",
-            name=f"{hosts.prefix}-{DB_ALIAS}",
-            image=db_image.image_id,
-            envs=[
-                "POSTGRES_USER=kong",
-                "POSTGRES_DB=kong",
-                password.apply(lambda p: f"POSTGRES_PASSWORD={p}"),
-            ],
-            volumes=[
-                docker.ContainerVolumeArgs(volume_name=volume.name, container_path="/var/lib/postgresql/data")
-            ],
-            networks_advanced=hosts.attach(DB_ALIAS),
-            restart="always",
-            memory=settings.memory_mb,
-            healthcheck=docker.ContainerHealthcheckArgs(
-                tests=["CMD", "pg_isready", "-U", "kong", "-d", "kong"],
-                interval="5s",
-                timeout="5s",
-                retries=10,
+            PostgresContainerArgs(
+                hosts=hosts,
+                image=db_image.image_id,
+                alias=DB_ALIAS,
+                user="kong",
+                database="kong",
+                password=password,
+                volume_name=volume.name,
+                component="kong-db",
+                memory_mb=settings.memory_mb,
+                health_retries=10,
             ),
-            wait=True,
-            wait_timeout=120,
-            labels=hosts.labels("kong-db"),
-            opts=child,
+            child,
         )
         # bootstrap is idempotent; up/finish apply a new Kong version's migrations; then the
         # rendered file is imported. A list command has no shell, so `&&` needs `sh -c`.

@@ -34,9 +34,10 @@ from components.neon_config import (
     safekeeper_alias,
     safekeeper_command,
 )
+from components.postgres import DATA_PATH, PostgresContainerArgs, postgres_container
 from components.probes import bash_http_probe
 from components.secrets import secret_or_generated
-from components.settings import DEFAULT_KONG_DB_IMAGE, DEFAULT_NGINX_IMAGE, NeonSettings
+from components.settings import DEFAULT_NGINX_IMAGE, DEFAULT_POSTGRES_IMAGE, NeonSettings
 
 LOOPBACK = "127.0.0.1"
 MINIO_USER = "neon"
@@ -246,30 +247,23 @@ class NeonStorage(pulumi.ComponentResource):
     def _controller(self, opts: pulumi.ResourceOptions) -> docker.Container:
         hosts = self._hosts
         password = secret_or_generated(f"{self._name}-controller-db-password", None, parent=self)
-        database = docker.Container(
+        # It holds the pageserver generation numbers: it must be durable.
+        volume = self._volume("controller-db", DATA_PATH, 0)
+        database = postgres_container(
             f"{self._name}-controller-db",
-            name=f"{hosts.prefix}-{CONTROLLER_DB_ALIAS}",
-            image=self._image(0, DEFAULT_KONG_DB_IMAGE),
-            envs=[
-                "POSTGRES_USER=storage_controller",
-                f"POSTGRES_DB={CONTROLLER_DB}",
-                password.apply(lambda p: f"POSTGRES_PASSWORD={p}"),
-            ],
-            # It holds the pageserver generation numbers: it must be durable.
-            volumes=[self._volume("controller-db", "/var/lib/postgresql/data", 0)],
-            networks_advanced=hosts.attach(CONTROLLER_DB_ALIAS),
-            restart="always",
-            memory=self._settings.memory_mb,
-            healthcheck=docker.ContainerHealthcheckArgs(
-                tests=["CMD", "pg_isready", "-U", "storage_controller", "-d", CONTROLLER_DB],
-                interval="5s",
-                timeout="5s",
-                retries=12,
+            PostgresContainerArgs(
+                hosts=hosts,
+                image=self._image(0, DEFAULT_POSTGRES_IMAGE),
+                alias=CONTROLLER_DB_ALIAS,
+                user="storage_controller",
+                database=CONTROLLER_DB,
+                password=password,
+                volume_name=volume.volume_name,
+                component="neon-controller-db",
+                memory_mb=self._settings.memory_mb,
+                health_retries=12,
             ),
-            wait=True,
-            wait_timeout=120,
-            labels=hosts.labels("neon-controller-db"),
-            opts=opts,
+            opts,
         )
         notify = docker.Container(
             f"{self._name}-notify",

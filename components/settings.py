@@ -23,7 +23,8 @@ PROJECT = "rag-infra"
 DEFAULT_QDRANT_IMAGE = "qdrant/qdrant:v1.19.0"
 DEFAULT_NGINX_IMAGE = "nginx:1.30.4-alpine"
 DEFAULT_KONG_IMAGE = "kong:3.9.3"
-DEFAULT_KONG_DB_IMAGE = "postgres:17.11-alpine"
+# Kong's database and the Neon storage controller's database.
+DEFAULT_POSTGRES_IMAGE = "postgres:17.11-alpine"
 DEFAULT_NEON_STORAGE_IMAGE = (
     "ghcr.io/neondatabase/neon:release-9129"
     "@sha256:166022a72bf9983eba96d061d794f4740edbd4c3301e66202c1180acce9a323c"
@@ -715,7 +716,7 @@ def _parse_kong(raw: Any, environment: Environment) -> KongSettings:
     _unique(obj.key("consumers[].key"), [c.key for c in consumers])
     settings = KongSettings(
         image=obj.image("image", DEFAULT_KONG_IMAGE),
-        db_image=obj.image("dbImage", DEFAULT_KONG_DB_IMAGE),
+        db_image=obj.image("dbImage", DEFAULT_POSTGRES_IMAGE),
         database=database,
         proxy_port=obj.port("proxyPort", 8000),
         admin_port=obj.port("adminPort", 8001),
