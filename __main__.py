@@ -2,11 +2,11 @@
 
 import pulumi
 
-from components.app_env import app_env
-from components.docker_hosts import DockerHosts, DockerHostsArgs
-from components.kong import KongGateway, KongGatewayArgs
-from components.neon import NeonDatabase, NeonDatabaseArgs
-from components.qdrant import QdrantCluster, QdrantClusterArgs
+from components.kong.gateway import KongGateway, KongGatewayArgs
+from components.neon.database import NeonDatabase, NeonDatabaseArgs
+from components.platform.app_env import app_env
+from components.platform.hosts import DockerHosts, DockerHostsArgs
+from components.qdrant.cluster import QdrantCluster, QdrantClusterArgs
 from components.settings import load_settings
 from migration.postgres.resource import PostgresMigration, PostgresMigrationArgs
 from migration.qdrant.resource import QdrantMigration, QdrantMigrationArgs

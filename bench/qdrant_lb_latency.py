@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from components.nginx_conf import LbOptions, Upstream, render_qdrant_lb_conf
+from components.qdrant.lb_config import LbOptions, Upstream, render_qdrant_lb_conf
 from tests.support.backends import Backend
 from tests.support.nginx import Nginx, free_port, nginx_version
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from pydantic import ValidationError
 
-from components.settings import SettingsError, image_version, parse_settings
+from components.platform.settings import image_version
+from components.settings import SettingsError, parse_settings
 from tests.harness import RecordingMocks, run_program
 
 ROUTE = {"name": "rag-search", "paths": ["/rag-search"], "upstreamUrl": "http://docs:3401"}
@@ -32,6 +34,8 @@ def test_prod_defaults_to_a_safekeeper_quorum():
 def test_settings_are_immutable():
     settings = parse_settings({}, stack="dev")
     with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.environment = "prod"  # type: ignore[misc]
+    with pytest.raises(ValidationError, match="frozen"):
         settings.qdrant.nodes = 5  # type: ignore[misc]
 
 

@@ -216,7 +216,7 @@ def render_notify_conf(port: int = NOTIFY_PORT) -> str:
     """
     return "\n".join(
         [
-            "# Rendered by rag-infra (components/neon_config.py). Do not edit by hand.",
+            "# Rendered by rag-infra (components/neon/config.py). Do not edit by hand.",
             "worker_processes 1;",
             "pid /tmp/nginx.pid;",
             "error_log stderr warn;",

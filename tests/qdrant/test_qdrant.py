@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.nginx_conf import LbOptions, Upstream, render_qdrant_lb_conf
+from components.qdrant.lb_config import LbOptions, Upstream, render_qdrant_lb_conf
 from tests.harness import unwrap_secrets
 
 STACKS = ["dev", "prod"]

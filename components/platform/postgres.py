@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.docker_hosts import DockerHosts
+from components.platform.hosts import DockerHosts
 
 DATA_PATH = "/var/lib/postgresql/data"
 

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.docker_hosts import DockerHosts, one_shot_job
-from components.kong_config import render_kong_config
-from components.postgres import PostgresContainerArgs, postgres_container
-from components.secrets import secret_or_generated
-from components.settings import KongSettings
+from components.kong.config import render_kong_config
+from components.kong.settings import KongSettings
+from components.platform.hosts import DockerHosts, one_shot_job
+from components.platform.postgres import PostgresContainerArgs, postgres_container
+from components.platform.secrets import secret_or_generated
 
 PROXY_PORT = 8000
 ADMIN_PORT = 8001

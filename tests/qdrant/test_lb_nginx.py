@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from components.nginx_conf import LbOptions, Upstream, render_qdrant_lb_conf
+from components.qdrant.lb_config import LbOptions, Upstream, render_qdrant_lb_conf
 from tests.support.backends import Backend
 from tests.support.nginx import free_port, nginx_version
 

@@ -8,7 +8,7 @@ import re
 import psycopg
 import pytest
 
-from components.rag_schema import RagSchemaProvider
+from components.neon.rag_schema import RagSchemaProvider
 from migration.schema import SchemaError, apply_schema, schema_files, schema_fingerprint
 from tests.harness import ROOT
 from tests.support.dynamic import roundtrip

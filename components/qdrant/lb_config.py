@@ -79,7 +79,7 @@ def render_qdrant_lb_conf(upstreams: Sequence[Upstream], options: LbOptions) -> 
             temp_paths.append(f"    {kind}_temp_path {options.temp_dir}/{kind};")
 
     lines = [
-        "# Rendered by rag-infra (components/nginx_conf.py). Do not edit by hand.",
+        "# Rendered by rag-infra (components/qdrant/lb_config.py). Do not edit by hand.",
         f"worker_processes {options.worker_processes};",
         f"pid {options.pid_path};",
         f"error_log {options.error_log};",

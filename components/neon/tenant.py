@@ -9,7 +9,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
-from components.neon_api import NeonApi, NeonApiError
+from components.neon.api import NeonApi, NeonApiError
 
 
 def _config_body(props: dict[str, Any]) -> dict[str, Any]:

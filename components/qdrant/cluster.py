@@ -7,12 +7,13 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.docker_hosts import DockerHosts
-from components.nginx_conf import LbOptions, Upstream, render_qdrant_lb_conf
-from components.probes import bash_http_probe
-from components.qdrant_collection import QdrantCollection, QdrantCollectionArgs
-from components.secrets import secret_or_generated
-from components.settings import QdrantSettings, image_version
+from components.platform.hosts import DockerHosts
+from components.platform.probes import bash_http_probe
+from components.platform.secrets import secret_or_generated
+from components.platform.settings import image_version
+from components.qdrant.collection import QdrantCollection, QdrantCollectionArgs
+from components.qdrant.lb_config import LbOptions, Upstream, render_qdrant_lb_conf
+from components.qdrant.settings import QdrantSettings
 
 REST_PORT = 6333
 GRPC_PORT = 6334

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.docker_hosts import DockerHosts
-from components.neon_config import COMPUTE_PG_PORT
+from components.neon.config import COMPUTE_PG_PORT
+from components.platform.hosts import DockerHosts
 
 CONFIG_PATH = "/var/db/postgres/configs/config.json"
 

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from components.qdrant_collection import QdrantApiError, QdrantCollectionProvider
+from components.qdrant.collection import QdrantApiError, QdrantCollectionProvider
 from tests.support.dynamic import roundtrip
 from tests.support.fake_qdrant import PEER_IDS, FakeQdrantCluster
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from components.neon_api import NeonApiError
-from components.neon_tenant import NeonTenantProvider
-from components.neon_timeline import NeonTimelineProvider, rfc3339_utc
+from components.neon.api import NeonApiError
+from components.neon.tenant import NeonTenantProvider
+from components.neon.timeline import NeonTimelineProvider, rfc3339_utc
 from tests.support.dynamic import roundtrip
 from tests.support.fake_neon import FakeStorageController
 

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.docker_hosts import DockerHosts, one_shot_job
-from components.neon_config import (
+from components.neon.config import (
     BROKER_ALIAS,
     BROKER_PORT,
     CONTROLLER_ALIAS,
@@ -34,10 +33,12 @@ from components.neon_config import (
     safekeeper_alias,
     safekeeper_command,
 )
-from components.postgres import DATA_PATH, PostgresContainerArgs, postgres_container
-from components.probes import bash_http_probe
-from components.secrets import secret_or_generated
-from components.settings import DEFAULT_NGINX_IMAGE, DEFAULT_POSTGRES_IMAGE, NeonSettings
+from components.neon.settings import NeonSettings
+from components.platform.hosts import DockerHosts, one_shot_job
+from components.platform.postgres import DATA_PATH, PostgresContainerArgs, postgres_container
+from components.platform.probes import bash_http_probe
+from components.platform.secrets import secret_or_generated
+from components.platform.settings import DEFAULT_NGINX_IMAGE, DEFAULT_POSTGRES_IMAGE
 
 LOOPBACK = "127.0.0.1"
 MINIO_USER = "neon"

@@ -8,7 +8,7 @@ import tomllib
 import pytest
 import requests
 
-from components.neon_config import (
+from components.neon.config import (
     ComputeSpec,
     RemoteStorage,
     md5_password,

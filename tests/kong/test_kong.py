@@ -10,8 +10,8 @@ import jwt
 import pytest
 import yaml
 
-from components.kong_config import render_kong_config, segment_path
-from components.kong_token import issue_token, main
+from components.kong.config import render_kong_config, segment_path
+from components.kong.token import issue_token, main
 from components.settings import SettingsError, parse_settings
 from tests.harness import contains_secret_wrapper, unwrap_secrets
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from components.settings import ConsumerSettings, CorsSettings, KongRouteSettings, RateLimitSettings
+from components.kong.settings import ConsumerSettings, CorsSettings, KongRouteSettings, RateLimitSettings
 
 FORMAT_VERSION = "3.0"
 JWT_ALGORITHM = "HS256"
@@ -145,5 +145,5 @@ def render_kong_config(
             for consumer in consumers
         ],
     }
-    header = "# Rendered by rag-infra (components/kong_config.py). Do not edit by hand.\n"
+    header = "# Rendered by rag-infra (components/kong/config.py). Do not edit by hand.\n"
     return header + yaml.safe_dump(document, sort_keys=False, default_flow_style=False)

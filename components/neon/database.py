@@ -9,15 +9,15 @@ from urllib.parse import quote
 import pulumi
 import pulumi_random as random
 
-from components.docker_hosts import DockerHosts
-from components.neon_compute import NeonCompute, NeonComputeArgs
-from components.neon_config import COMPUTE_PG_PORT, ComputeSpec, render_compute_config
-from components.neon_storage import NeonStorage, NeonStorageArgs
-from components.neon_tenant import NeonTenant, NeonTenantArgs
-from components.neon_timeline import NeonTimeline, NeonTimelineArgs
-from components.rag_schema import RagSchema, RagSchemaArgs
-from components.secrets import secret_or_generated
-from components.settings import NeonSettings
+from components.neon.compute import NeonCompute, NeonComputeArgs
+from components.neon.config import COMPUTE_PG_PORT, ComputeSpec, render_compute_config
+from components.neon.rag_schema import RagSchema, RagSchemaArgs
+from components.neon.settings import NeonSettings
+from components.neon.storage import NeonStorage, NeonStorageArgs
+from components.neon.tenant import NeonTenant, NeonTenantArgs
+from components.neon.timeline import NeonTimeline, NeonTimelineArgs
+from components.platform.hosts import DockerHosts
+from components.platform.secrets import secret_or_generated
 from migration.schema import schema_fingerprint
 
 COMPUTE_ALIAS = "neon-compute"

@@ -1,6 +1,6 @@
 """Issue a signed JWT for a Kong consumer from the stack's outputs.
 
-    python -m components.kong_token --consumer rag-client [--stack dev] [--ttl 3600]
+    python -m components.kong.token --consumer rag-client [--stack dev] [--ttl 3600]
 
 reads `pulumi stack output kongJwtCredentials --show-secrets --json` (or `--credentials FILE`,
 `-` for stdin) and prints an HS256 token whose `iss` is the consumer's key and whose `exp`
@@ -65,7 +65,7 @@ def _read_credentials(source: str | None, stack: str | None) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m components.kong_token", description=__doc__.split("\n\n")[0]
+        prog="python -m components.kong.token", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument(
         "--consumer", default="rag-client", help="Kong consumer username (default rag-client)"

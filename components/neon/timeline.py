@@ -16,7 +16,7 @@ from urllib.parse import quote
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
-from components.neon_api import NeonApi, NeonApiError
+from components.neon.api import NeonApi, NeonApiError
 
 # Everything that defines where a timeline starts: a change is a new timeline.
 IDENTITY = (

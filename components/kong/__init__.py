@@ -1,0 +1,1 @@
+"""The Kong tier: the gateway in front of the RAG services (JWT, rate limiting, CORS)."""

@@ -1,0 +1,1 @@
+"""The Neon tier: object storage, controller, broker, pageserver, safekeepers, compute, branches."""

@@ -1,0 +1,1 @@
+"""What the tiers share: Docker hosts and the stack network, secrets, probes, durable Postgres."""
