@@ -10,10 +10,10 @@ configuration (`python -m components.settings` prints it); a test holds Pulumi.y
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 import pulumi
-from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from components.kong.settings import KongSettings
@@ -33,8 +33,6 @@ from components.platform.settings import (
 from components.qdrant.settings import QdrantSettings
 from migration.settings import MigrationSettings
 
-Environment = Literal["dev", "prod"]
-
 
 @dataclass(frozen=True)
 class Secrets:
@@ -48,8 +46,6 @@ class Secrets:
 
 
 SECRET_KEYS = tuple(to_camel(field.name) for field in fields(Secrets))
-# In the model for the schema only (a string, "" = generate one): load_settings reads secrets as
-# secret Outputs, never as plain values.
 _SECRET = Field(default="", json_schema_extra={"secret": True})
 
 
@@ -61,8 +57,13 @@ class Features(ConfigModel):
     kong_gateway: FLAG = True
 
 
-class StackConfig(ConfigModel):
-    """Every `rag-infra:` key of a stack file, as Pulumi.yaml declares it."""
+class StackSettings(ConfigModel):
+    """Every `rag-infra:` key of a stack file (as Pulumi.yaml declares them), validated, plus
+    where the program runs and its secrets (`project`, `stack`, `secrets`, set by parse_settings).
+
+    The secret keys are fields for the schema only (a string, "" = generate one): the program
+    reads them from `secrets`, as secret Outputs, never as plain values.
+    """
 
     environment: text(choices=("dev", "prod")) = "dev"
     docker_hosts: items(
@@ -117,24 +118,21 @@ class StackConfig(ConfigModel):
                 )
         return self
 
+    _project: str = PrivateAttr(PROJECT)
+    _stack: str = PrivateAttr("")
+    _secrets: Secrets = PrivateAttr(default_factory=Secrets)
 
-TOP_LEVEL_KEYS = tuple(field.alias for field in StackConfig.model_fields.values())
+    @property
+    def project(self) -> str:
+        return self._project
 
+    @property
+    def stack(self) -> str:
+        return self._stack
 
-@dataclass(frozen=True)
-class StackSettings:
-    """Everything the program needs: where it runs, the validated tiers and the secrets."""
-
-    project: str
-    stack: str
-    environment: Environment
-    docker_hosts: tuple[str, ...]
-    features: Features
-    qdrant: QdrantSettings
-    neon: NeonSettings
-    kong: KongSettings
-    migration: MigrationSettings
-    secrets: Secrets
+    @property
+    def secrets(self) -> Secrets:
+        return self._secrets
 
     @property
     def is_prod(self) -> bool:
@@ -144,6 +142,9 @@ class StackSettings:
     def prefix(self) -> str:
         """Prefix of every Docker object name, so two stacks can share one Docker host."""
         return f"{self.project}-{self.stack}"
+
+
+TOP_LEVEL_KEYS = tuple(field.alias for field in StackSettings.model_fields.values())
 
 
 def parse_settings(
@@ -160,26 +161,16 @@ def parse_settings(
     # An absent structured key (None) takes its defaults, as if the stack file did not name it.
     given = {key: value for key, value in values.items() if value is not None or key not in TOP_LEVEL_KEYS}
     try:
-        config = StackConfig.model_validate(given, context=context)
+        settings = StackSettings.model_validate(given, context=context)
     except ValidationError as err:
         raise settings_error(err) from None
-    return StackSettings(
-        project=project,
-        stack=stack,
-        environment=config.environment,
-        docker_hosts=config.docker_hosts,
-        features=config.features,
-        qdrant=config.qdrant,
-        neon=config.neon,
-        kong=config.kong,
-        migration=config.migration,
-        secrets=secrets,
-    )
+    settings._project, settings._stack, settings._secrets = project, stack, secrets
+    return settings
 
 
 def config_schema() -> dict[str, Any]:
     """The JSON Schema of the `rag-infra:` stack configuration, keyed as in the stack files."""
-    return StackConfig.model_json_schema(by_alias=True)
+    return StackSettings.model_json_schema(by_alias=True)
 
 
 def _read_secret(name: str) -> pulumi.Output[str] | None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from components.platform.settings import image_version
-from components.settings import SettingsError, parse_settings
-from tests.harness import RecordingMocks, run_program
+from components.settings import SettingsError, config_schema, parse_settings
+from tests.harness import ROOT, RecordingMocks, run_program, stack_config
 
 ROUTE = {"name": "rag-search", "paths": ["/rag-search"], "upstreamUrl": "http://docs:3401"}
 
@@ -33,7 +32,7 @@ def test_prod_defaults_to_a_safekeeper_quorum():
 
 def test_settings_are_immutable():
     settings = parse_settings({}, stack="dev")
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(ValidationError, match="frozen"):
         settings.environment = "prod"  # type: ignore[misc]
     with pytest.raises(ValidationError, match="frozen"):
         settings.qdrant.nodes = 5  # type: ignore[misc]
@@ -163,3 +162,38 @@ def test_bad_stack_config_fails_before_any_resource_is_registered():
 def test_secret_keys_set_in_plaintext_are_refused():
     with pytest.raises(SettingsError, match=r"rag-infra:qdrantApiKey must be set as a secret"):
         run_program("dev", overrides={"qdrantApiKey": "in-the-clear"})
+
+
+def _resolved(schema: dict, prop: dict) -> dict:
+    ref = prop.get("$ref")
+    return schema["$defs"][ref.rsplit("/", 1)[-1]] if ref else prop
+
+
+def test_pulumi_yaml_declares_exactly_the_models_keys_types_and_defaults():
+    """The config contract has one source: the models. Pulumi.yaml must agree with their schema."""
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    schema = config_schema()
+    properties = schema["properties"]
+    assert list(declared) == list(properties)
+    for key, spec in declared.items():
+        prop = properties[key]
+        assert spec["type"] == _resolved(schema, prop)["type"], key
+        assert spec["default"] == prop["default"], key
+        if spec["type"] == "array":
+            assert spec["items"] == prop["items"], key
+        assert ("Secret" in spec["description"]) == bool(prop.get("secret")), key
+
+
+def test_the_schema_knows_every_nested_key_and_its_bounds():
+    schema = config_schema()
+    qdrant = schema["$defs"]["QdrantSettings"]
+    assert qdrant["additionalProperties"] is False
+    assert set(qdrant["properties"]) == {
+        "nodes", "image", "lbImage", "lbPort", "lbGrpcPort", "memoryMb", "collections"
+    }  # fmt: skip
+    assert qdrant["properties"]["lbPort"]["maximum"] == 65535
+    assert schema["properties"]["environment"]["enum"] == ["dev", "prod"]
+    # Every stack file of the repository is valid against the models (the program parses it).
+    for stack in ("dev", "prod"):
+        values, _ = stack_config(stack)
+        parse_settings({k.split(":", 1)[1]: v for k, v in values.items()}, stack=stack)

@@ -7,11 +7,20 @@ retried with backoff until a deadline; permanent ones raise NeonApiError with Ne
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import requests
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_delay,
+    stop_before_delay,
+    wait_exponential,
+    wait_fixed,
+)
 
 RETRIED_STATUSES = {429, 503}
 
@@ -43,26 +52,31 @@ class NeonApi:
 
         Statuses in `ok` and all 4xx other than 429 are returned to the caller, which decides.
         """
-        deadline = time.monotonic() + self.deadline_s
-        delay = self.backoff_s
-        last = ""
-        while True:
-            try:
-                response = self.session.request(
-                    method, f"{self.base_url.rstrip('/')}{path}", json=body, timeout=self.request_timeout_s
-                )
-            except requests.ConnectionError as err:
-                last = f"cannot reach the storage controller at {self.base_url}: {type(err).__name__}"
-            except requests.Timeout:
-                last = f"{method} {path} timed out"
-            else:
-                if response.status_code not in RETRIED_STATUSES:
-                    return response.status_code, _json(response)
-                last = f"{method} {path} answered {response.status_code}: {_msg(_json(response))}"
-            if time.monotonic() + delay > deadline:
-                raise NeonApiError(f"gave up after {self.deadline_s:.0f}s: {last}")
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+        retrying = Retrying(
+            retry=retry_if_exception_type(_TransientError),
+            wait=wait_exponential(multiplier=self.backoff_s, max=5.0),
+            stop=stop_before_delay(self.deadline_s),
+        )
+        try:
+            return retrying(self._send, method, path, body)
+        except RetryError as err:
+            last = err.last_attempt.exception()
+            raise NeonApiError(f"gave up after {self.deadline_s:.0f}s: {last}") from None
+
+    def _send(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        try:
+            response = self.session.request(
+                method, f"{self.base_url.rstrip('/')}{path}", json=body, timeout=self.request_timeout_s
+            )
+        except requests.ConnectionError as err:
+            raise _TransientError(
+                f"cannot reach the storage controller at {self.base_url}: {type(err).__name__}"
+            ) from None
+        except requests.Timeout:
+            raise _TransientError(f"{method} {path} timed out") from None
+        if response.status_code in RETRIED_STATUSES:
+            raise _TransientError(f"{method} {path} answered {response.status_code}: {_msg(_json(response))}")
+        return response.status_code, _json(response)
 
     def expect(self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (200, 201)) -> Any:
         status, payload = self.request(method, path, body, ok)
@@ -72,18 +86,28 @@ class NeonApi:
 
     def wait_until_gone(self, path: str, what: str) -> None:
         """Poll GET `path` until 404: how Neon reports a finished deletion."""
-        deadline = time.monotonic() + self.deadline_s
-        while True:
+
+        def gone() -> bool:
             status, payload = self.request("GET", path)
-            if status == 404:
-                return
-            if status not in (200, 409):
+            if status not in (200, 404, 409):
                 raise NeonApiError(
                     f"while deleting {what}: GET {path} answered {status}: {_msg(payload)}", status
                 )
-            if time.monotonic() > deadline:
-                raise NeonApiError(f"{what} still exists after {self.deadline_s:.0f}s")
-            time.sleep(self.backoff_s)
+            return status == 404
+
+        retrying = Retrying(
+            retry=retry_if_result(lambda done: not done),
+            wait=wait_fixed(self.backoff_s),
+            stop=stop_after_delay(self.deadline_s),
+        )
+        try:
+            retrying(gone)
+        except RetryError:
+            raise NeonApiError(f"{what} still exists after {self.deadline_s:.0f}s") from None
+
+
+class _TransientError(Exception):
+    """An answer worth another try: the controller is starting, busy or briefly unreachable."""
 
 
 def _json(response: requests.Response) -> Any:

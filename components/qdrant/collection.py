@@ -7,14 +7,14 @@ survives the SDK's serialization. The module has no side effects at import.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import requests
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 # Parameters Qdrant fixes at creation: a change means a new collection.
 IMMUTABLE = ("name", "vector_size", "distance", "shard_number")
@@ -61,23 +61,31 @@ class _Api:
         return payload.get("result")
 
 
-def _poll(what: str, timeout: float, interval: float, probe) -> Any:
-    """Call `probe()` until it returns (done, value) with done true; fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    last = "no answer yet"
-    while True:
+def _poll(what: str, timeout: float, interval: float, probe: Callable[[], tuple[bool, Any]]) -> Any:
+    """Call `probe()` until it returns (done, value) with done true; fail after `timeout`.
+
+    A refused or failing request counts as "not yet" (the node may be restarting); a refused API
+    key fails at once: waiting will not fix it.
+    """
+
+    def attempt() -> tuple[bool, Any]:
         try:
-            done, value = probe()
+            return probe()
         except (requests.RequestException, QdrantApiError) as err:
             if isinstance(err, QdrantApiError) and "API key" in str(err):
                 raise
-            done, value = False, str(err)
-        if done:
-            return value
-        last = value
-        if time.monotonic() >= deadline:
-            raise QdrantApiError(f"timed out after {timeout:.0f}s waiting for {what}: {last}")
-        time.sleep(interval)
+            return False, str(err)
+
+    retrying = Retrying(
+        retry=retry_if_result(lambda outcome: not outcome[0]),
+        wait=wait_fixed(interval),
+        stop=stop_after_delay(timeout),
+    )
+    try:
+        return retrying(attempt)[1]
+    except RetryError as err:
+        last = err.last_attempt.result()[1]
+        raise QdrantApiError(f"timed out after {timeout:.0f}s waiting for {what}: {last}") from None
 
 
 def wait_for_cluster(api: _Api, expected_peers: int, timeout: float, interval: float = 1.0) -> dict:

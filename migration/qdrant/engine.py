@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import numpy as np
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 OFFSETS_COLLECTION = "_rag_migration_offsets"
 RETRIES = 5
@@ -122,19 +123,16 @@ def _transient(err: Exception) -> bool:
 
 def with_retries(side: str, what: str, call: Callable[[], Any], attempts: int = RETRIES) -> Any:
     """Retry transient errors with exponential backoff; anything else fails at once, named."""
-    delay = 0.2
-    for attempt in range(1, attempts + 1):
-        try:
-            return call()
-        except (UnexpectedResponse, ResponseHandlingException, ConnectionError, OSError) as err:
-            if attempt == attempts or not _transient(err):
-                raise QdrantMigrationError(f"{side}: {what}: {_describe(err)}") from None
-        except Exception as err:
-            if attempt == attempts or not _transient(err):
-                raise QdrantMigrationError(f"{side}: {what}: {_describe(err)}") from None
-        time.sleep(delay)
-        delay *= 2
-    raise AssertionError("unreachable")
+    retrying = Retrying(
+        retry=retry_if_exception(_transient),
+        wait=wait_exponential(multiplier=0.2),
+        stop=stop_after_attempt(attempts),
+        reraise=True,
+    )
+    try:
+        return retrying(call)
+    except Exception as err:
+        raise QdrantMigrationError(f"{side}: {what}: {_describe(err)}") from None
 
 
 def _vector_signature(params: models.CollectionParams) -> dict[str, Any]:
