@@ -136,6 +136,16 @@ BAD = [
         "rag-infra:migration.postgres.tables[0] must be schema.table",
     ),
     ({"qdrnt": {"nodes": 3}}, "unknown config key(s) rag-infra:qdrnt"),
+    ({"qdrant": {"collections": [{"name": "c"}]}}, "rag-infra:qdrant.collections[0].vectorSize is required"),
+    (
+        {"kong": {"routes": [{"name": "r", "paths": ["/r"]}]}},
+        "rag-infra:kong.routes[0].upstreamUrl is required",
+    ),
+    ({"neon": "big"}, "rag-infra:neon must be an object, got 'big'"),
+    (
+        {"neon": {"branches": [{"name": "b", "computePort": 99999}]}},
+        "computePort must be a whole number >= 1 and <= 65535",
+    ),
 ]
 
 
@@ -144,6 +154,16 @@ def test_bad_configuration_is_rejected_with_key_value_and_rule(values, message):
     with pytest.raises(SettingsError) as err:
         parse_settings(values, stack="dev")
     assert message in str(err.value)
+
+
+def test_every_problem_is_reported_at_once_one_line_each():
+    with pytest.raises(SettingsError) as err:
+        parse_settings({"qdrant": {"nodes": 2, "lbPort": 0}, "kong": {"proxyPort": "80"}}, stack="dev")
+    assert str(err.value).splitlines() == [
+        "rag-infra:qdrant.nodes must be an odd number >= 1, got 2",
+        "rag-infra:qdrant.lbPort must be a whole number >= 1 and <= 65535, got 0",
+        "rag-infra:kong.proxyPort must be a whole number >= 1 and <= 65535, got '80'",
+    ]
 
 
 def test_prod_needs_explicit_cors_origins():
