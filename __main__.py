@@ -106,6 +106,6 @@ pulumi.export(
     app_env(
         neon_database_url=neon.internal_url if neon else None,
         qdrant_cluster_url=qdrant.internal_url if qdrant else None,
-        kong_gateway_url=kong.proxy_url if kong else None,
+        kong_gateway_url=kong.internal_url if kong else None,
     ),
 )

@@ -11,6 +11,7 @@ from pulumi_policy import (
     ResourceValidationPolicy,
 )
 
+from components.kong.cors import origin_allows_any_site
 from policies.common import CONTAINER, component, number, port_ip, published_ports, uploads
 
 DECLARATIVE = "/kong/kong.yml"
@@ -64,8 +65,13 @@ def _cors_origins(args: ResourceValidationArgs, report: ReportViolation) -> None
     if args.get_config().get("allowWildcardOrigins", False):
         return
     for plugin in config.get("plugins") or []:
-        if plugin.get("name") == "cors" and "*" in (plugin.get("config") or {}).get("origins", ["*"]):
-            report("the CORS plugin allows every origin (*); list the application's origins")
+        if plugin.get("name") != "cors":
+            continue
+        # No origins at all means `*` to Kong (the ACAO header is then `*`).
+        origins = (plugin.get("config") or {}).get("origins") or ["*"]
+        for origin in origins:
+            if origin_allows_any_site(origin):
+                report(f"the CORS plugin allows every origin ({origin}); list the application's origins")
 
 
 kong_cors_origins_not_wildcard = ResourceValidationPolicy(

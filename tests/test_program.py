@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -109,3 +110,41 @@ def test_a_configured_secret_is_used_and_nothing_is_generated_for_it(program):
     assert "QDRANT__SERVICE__API_KEY=configured-key" in unwrap_secrets(node.inputs["envs"])
     assert contains_secret_wrapper(node.inputs["envs"])
     assert run.outputs["qdrantApiKey"] == "configured-key" and "qdrantApiKey" in run.secret_outputs
+
+
+def _listens_on(container, port: int) -> bool:
+    """Does the container's own configuration make its service listen on `port`?"""
+    envs = unwrap_secrets(container.inputs.get("envs")) or []
+    uploads = unwrap_secrets(container.inputs.get("uploads")) or []
+    for upload in uploads:
+        if upload["file"].endswith(".json"):  # the compute spec: Postgres settings by name
+            settings = json.loads(upload["content"])["spec"]["cluster"]["settings"]
+            if {"name": "port", "value": str(port), "vartype": "integer"} in settings:
+                return True
+        elif f"listen {port};" in upload["content"]:  # nginx
+            return True
+    return any(e.endswith(f"_LISTEN=0.0.0.0:{port}") for e in envs)  # Kong
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_app_env_urls_reach_the_tiers_from_a_container_on_the_stack_network(program, stack):
+    """The application runs in a container on the stack network: `localhost` would be itself."""
+    run = program(stack)
+    env = dict(line.split("=", 1) for line in run.outputs["appEnv"].splitlines())
+    by_alias = {
+        alias: container
+        for container in run.containers
+        for network in container.inputs.get("networksAdvanced") or []
+        for alias in network.get("aliases") or []
+    }
+    for variable in ("NEON_DATABASE_URL", "QDRANT_CLUSTER_URL", "KONG_GATEWAY_URL"):
+        url = urlsplit(env[variable])
+        assert url.hostname in by_alias, f"{variable}: {url.hostname} is no alias on the stack network"
+        container = by_alias[url.hostname]
+        internal_ports = {p["internal"] for p in container.inputs.get("ports") or []}
+        assert url.port in internal_ports and _listens_on(container, url.port), (variable, url.port)
+    neon = urlsplit(env["NEON_DATABASE_URL"])
+    assert (neon.username, neon.path) == ("rag", "/rag") and neon.password.startswith("generated-")
+    # The host-side URLs are separate outputs, for the machine running Pulumi.
+    assert urlsplit(run.outputs["kongProxyUrl"]).port == 8000
+    assert urlsplit(run.outputs["qdrantUrl"]).port == 6333

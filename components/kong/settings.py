@@ -109,7 +109,8 @@ class RateLimitSettings(ConfigModel):
 
 
 class CorsSettings(ConfigModel):
-    """Kong CORS plugin settings; origins default to `*` in dev and must be listed in prod."""
+    """Kong CORS plugin settings; origins default to `*` in dev and must be listed in prod (the
+    policy pack refuses any entry that admits every site there, see `components.kong.cors`)."""
 
     origins: items(text(check=_check_origin), non_empty=True)
     methods: items(_METHOD) = ("GET", "POST", "OPTIONS")

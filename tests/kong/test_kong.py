@@ -14,6 +14,7 @@ from components.kong.config import render_kong_config, segment_path
 from components.kong.token import issue_token, main
 from components.settings import SettingsError, parse_settings
 from tests.harness import contains_secret_wrapper, unwrap_secrets
+from tests.support.kong_jwt import kong_jwt_verdict
 
 STACKS = ["dev", "prod"]
 MODES = ["off", "postgres"]
@@ -303,3 +304,27 @@ def test_expired_token_is_rejected_by_a_verifier():
     token = issue_token({"consumers": [{"username": "a", "key": "k", "secret": "s"}]}, "a", 60, now=1000)
     with pytest.raises(jwt.ExpiredSignatureError):
         jwt.decode(token, "s", algorithms=["HS256"])
+
+
+def _rendered_kong_yml(run) -> str:
+    uploads = unwrap_secrets(run.container("rag-infra-dev-kong").inputs["uploads"])
+    return next(u["content"] for u in uploads if u["file"] == "/kong/kong.yml")
+
+
+def test_tokens_from_the_token_command_pass_the_rendered_kong_config(program, tmp_path, capsys):
+    """The token command and the rendered jwt plugin must agree (claim name, algorithm, secret):
+    a disagreement rejects every request, a total outage."""
+    run = program("dev")
+    kong_yml = _rendered_kong_yml(run)
+    credentials = tmp_path / "credentials.json"
+    credentials.write_text(json.dumps(run.outputs["kongJwtCredentials"]))
+    assert main(["--consumer", "rag-client", "--credentials", str(credentials), "--ttl", "600"]) == 0
+    token = capsys.readouterr().out.strip()
+    for route in ("rag-search", "rag-query"):
+        assert kong_jwt_verdict(kong_yml, route, f"Bearer {token}") == (200, "ok")
+    assert kong_jwt_verdict(kong_yml, "rag-search", None) == (401, "Unauthorized")
+    assert kong_jwt_verdict(kong_yml, "rag-search", f"Bearer {token}", now=time.time() + 601)[0] == 401
+    forged = jwt.encode(jwt.decode(token, options={"verify_signature": False}), "guess", algorithm="HS256")
+    assert kong_jwt_verdict(kong_yml, "rag-search", f"Bearer {forged}") == (401, "Invalid signature")
+    unsigned = jwt.encode(jwt.decode(token, options={"verify_signature": False}), None, algorithm="none")
+    assert kong_jwt_verdict(kong_yml, "rag-search", f"Bearer {unsigned}") == (401, "Invalid algorithm")

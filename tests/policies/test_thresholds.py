@@ -1,0 +1,131 @@
+"""Both sides of every policy threshold: the accepted boundary and the first rejected value,
+the levels the rules declare in code, and CORS patterns that admit every site."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import policies.check as check
+from components.kong.cors import origin_allows_any_site
+from policies.check import evaluate, policy_settings
+from policies.pack import POLICIES
+from tests.harness import run_program
+from tests.policies.test_policies import by_name, drop, edit_kong_yml, mutated, set_input
+
+COLLECTION = "qdrant-collection-docs_index_mxbai"
+QUORUMS = {
+    "qdrant-node": "qdrant-nodes-odd-at-least-3",
+    "neon-storage-safekeeper": "neon-safekeepers-odd-at-least-3",
+}
+
+
+@pytest.fixture(scope="module")
+def prod_run():
+    return run_program("prod")
+
+
+@pytest.fixture(scope="module")
+def five_node_run():
+    return run_program(
+        "prod", overrides={"qdrant": {"nodes": 5, "collections": []}, "neon": {"safekeepers": 5}}
+    )
+
+
+def rules_broken(run, environment="prod") -> set[str]:
+    return {v.rule for v in evaluate(run, "prod", environment)}
+
+
+@pytest.mark.parametrize(
+    ("key", "accepted", "rejected", "rule"),
+    [
+        ("replication_factor", 2, 1, "qdrant-replication-factor-at-least-2"),
+        ("replication_factor", 3, 4, "qdrant-replication-factor-at-most-nodes"),
+        ("write_consistency_factor", 2, 3, "qdrant-write-consistency-within-replication"),
+    ],
+)
+def test_collection_thresholds_on_both_sides(prod_run, key, accepted, rejected, rule):
+    assert rule not in rules_broken(mutated(prod_run, set_input(COLLECTION, key, accepted)))
+    assert rule in rules_broken(mutated(prod_run, set_input(COLLECTION, key, rejected)))
+
+
+def test_a_configured_minimum_replication_factor_moves_the_boundary(prod_run, tmp_path, monkeypatch):
+    (tmp_path / "prod.json").write_text(
+        json.dumps({"all": "mandatory", "qdrant-replication-factor-at-least-2": {"minReplicationFactor": 3}})
+    )
+    monkeypatch.setattr(check, "CONFIG_DIR", tmp_path)
+    rule = "qdrant-replication-factor-at-least-2"
+    assert rule in rules_broken(prod_run)
+    assert rule not in rules_broken(mutated(prod_run, set_input(COLLECTION, "replication_factor", 3)))
+
+
+@pytest.mark.parametrize(
+    ("prefix", "rule"),
+    [
+        ("qdrant-node", "qdrant-nodes-odd-at-least-3"),
+        ("neon-storage-safekeeper", "neon-safekeepers-odd-at-least-3"),
+    ],
+)
+def test_quorums_of_five_pass_and_four_fail(five_node_run, prefix, rule):
+    assert rule not in rules_broken(five_node_run)
+    four = mutated(five_node_run, drop(f"{prefix}-4"))
+    assert rule in rules_broken(four)
+    messages = [v.message for v in evaluate(four, "prod", "prod") if v.rule == rule]
+    assert messages and "4" in messages[0]
+
+
+@pytest.mark.parametrize("prefix", ["qdrant-node", "neon-storage-safekeeper"])
+def test_three_members_is_the_smallest_quorum(prod_run, prefix):
+    rule = {
+        "qdrant-node": "qdrant-nodes-odd-at-least-3",
+        "neon-storage-safekeeper": "neon-safekeepers-odd-at-least-3",
+    }
+    assert rule[prefix] not in rules_broken(prod_run)
+    one = mutated(mutated(prod_run, drop(f"{prefix}-2")), drop(f"{prefix}-1"))
+    assert rule[prefix] in rules_broken(one)  # odd, but below the minimum
+
+
+def test_quorum_spread_on_two_of_three_hosts_is_reported(prod_run):
+    def two_hosts(run) -> None:
+        by_name(run, "qdrant-node-2").provider = by_name(run, "qdrant-node-0").provider
+
+    assert "stack-quorum-spread-over-hosts" not in rules_broken(prod_run)
+    assert "stack-quorum-spread-over-hosts" in rules_broken(mutated(prod_run, two_hosts))
+
+
+DECLARED = {policy.name: "mandatory" for policy in POLICIES} | {"stack-quorum-spread-over-hosts": "advisory"}
+
+
+def test_levels_declared_in_code():
+    """The level each rule carries when no config names it (the CLI's fallback)."""
+    assert {p.name: p.enforcement_level.value for p in POLICIES} == DECLARED
+
+
+def test_a_config_without_levels_falls_back_to_the_declared_ones(tmp_path, monkeypatch):
+    (tmp_path / "prod.json").write_text("{}")
+    monkeypatch.setattr(check, "CONFIG_DIR", tmp_path)
+    assert {p.name: policy_settings("prod", p)[0] for p in POLICIES} == DECLARED
+
+
+@pytest.mark.parametrize(
+    "origin", ["*", ".*", "^.*$", ".+", "https?://.*", "https://.*", "(.*)", "[^/]+://.+"]
+)
+def test_patterns_that_admit_every_site_are_wildcards(prod_run, origin):
+    assert origin_allows_any_site(origin)
+    run = mutated(prod_run, edit_kong_yml(lambda d: d["plugins"][0]["config"].update(origins=[origin])))
+    assert "kong-cors-origins-not-wildcard" in rules_broken(run)
+
+
+@pytest.mark.parametrize(
+    "origin", ["https://dashboard.example.com", r"https://.*\.example\.com", r"https://(a|b)\.example\.com"]
+)
+def test_patterns_for_named_sites_are_not(prod_run, origin):
+    assert not origin_allows_any_site(origin)
+    run = mutated(prod_run, edit_kong_yml(lambda d: d["plugins"][0]["config"].update(origins=[origin])))
+    assert "kong-cors-origins-not-wildcard" not in rules_broken(run)
+
+
+def test_an_empty_origin_list_is_a_wildcard_to_kong(prod_run):
+    run = mutated(prod_run, edit_kong_yml(lambda d: d["plugins"][0]["config"].update(origins=[])))
+    assert "kong-cors-origins-not-wildcard" in rules_broken(run)
