@@ -47,6 +47,56 @@ class LbOptions:
     """Where request-body and proxy temp files go; None keeps nginx's compiled-in paths."""
 
 
+# Qdrant's POST routes that may be repeated on another node (qdrant src/actix/api/*.rs):
+# read-only searches and queries, and point writes keyed by id or filter.
+RETRYABLE_REST_POSTS = (
+    "^/collections/[^/]+/(facet|points(/(search|query|recommend|discover)"
+    "(/(batch|groups|matrix/pairs|matrix/offsets))?|/scroll|/count|/delete|/batch"
+    "|/payload(/delete|/clear)?|/vectors/delete)?)$"
+)
+# The same calls over gRPC (qdrant lib/api/src/grpc/proto/points_service.proto).
+RETRYABLE_GRPC_CALLS = (
+    r"^/qdrant\.Points/(Search|SearchBatch|SearchGroups|SearchMatrixPairs|SearchMatrixOffsets|Query"
+    "|QueryBatch|QueryGroups|Recommend|RecommendBatch|RecommendGroups|Discover|DiscoverBatch|Scroll"
+    "|Count|Get|Facet|Upsert|Delete|UpdateVectors|DeleteVectors|SetPayload|OverwritePayload"
+    "|DeletePayload|ClearPayload|UpdateBatch)$"
+)
+
+
+def _rest_location(match: str, options: LbOptions, retry_posts: bool) -> list[str]:
+    # Without `non_idempotent`, nginx passes a POST to the next node only if the first one
+    # never received it (connection refused); GET, PUT and DELETE are always retried.
+    retry_on = "error timeout http_502 http_503 http_504" + (" non_idempotent" if retry_posts else "")
+    return [
+        f"        location {match} {{",
+        "            proxy_pass http://qdrant_rest;",
+        "            # Keepalive to the nodes needs HTTP/1.1 and an empty Connection header.",
+        "            proxy_http_version 1.1;",
+        '            proxy_set_header Connection "";',
+        "            proxy_set_header Host $host;",
+        f"            proxy_connect_timeout {options.connect_timeout};",
+        f"            proxy_read_timeout {options.read_timeout};",
+        f"            proxy_send_timeout {options.read_timeout};",
+        f"            proxy_next_upstream {retry_on};",
+        f"            proxy_next_upstream_tries {options.next_upstream_tries};",
+        "            proxy_next_upstream_timeout 15s;",
+        "        }",
+    ]
+
+
+def _grpc_location(match: str, options: LbOptions, retry_posts: bool) -> list[str]:
+    retry_on = "error timeout" + (" non_idempotent" if retry_posts else "")
+    return [
+        f"        location {match} {{",
+        "            grpc_pass grpc://qdrant_grpc;",
+        f"            grpc_connect_timeout {options.connect_timeout};",
+        f"            grpc_read_timeout {options.read_timeout};",
+        f"            grpc_next_upstream {retry_on};",
+        f"            grpc_next_upstream_tries {options.next_upstream_tries};",
+        "        }",
+    ]
+
+
 def render_qdrant_lb_conf(upstreams: Sequence[Upstream], options: LbOptions) -> str:
     """nginx.conf text: an HTTP/1.1 REST listener and an HTTP/2 gRPC listener over all nodes."""
     if not upstreams:
@@ -101,23 +151,12 @@ def render_qdrant_lb_conf(upstreams: Sequence[Upstream], options: LbOptions) -> 
         "",
         "    server {",
         f"        {listen(options.rest_port)}",
-        "        location / {",
-        "            proxy_pass http://qdrant_rest;",
-        "            # Keepalive to the nodes needs HTTP/1.1 and an empty Connection header.",
-        "            proxy_http_version 1.1;",
-        '            proxy_set_header Connection "";',
-        "            proxy_set_header Host $host;",
-        f"            proxy_connect_timeout {options.connect_timeout};",
-        f"            proxy_read_timeout {options.read_timeout};",
-        f"            proxy_send_timeout {options.read_timeout};",
-        "            # POST is retried on the next node too (non_idempotent): Qdrant's searches and",
-        "            # queries are POSTs that only read, and its point writes (PUT upsert, POST",
-        "            # delete / payload / vectors) are keyed by point id, so a repeat leaves the",
-        "            # same state. Snapshots are per node and are never taken through the LB.",
-        "            proxy_next_upstream error timeout http_502 http_503 http_504 non_idempotent;",
-        f"            proxy_next_upstream_tries {options.next_upstream_tries};",
-        "            proxy_next_upstream_timeout 15s;",
-        "        }",
+        *_rest_location("/", options, retry_posts=False),
+        "        # POSTs that only read (searches, queries, scroll, count, retrieve by id) and point",
+        "        # writes keyed by id or filter (a repeat leaves the same state) may be retried on",
+        "        # the next node. Every other POST (snapshots, aliases, cluster operations, shard",
+        "        # cleanup, /cluster/recover) reaches one node at most once.",
+        *_rest_location(f"~ {RETRYABLE_REST_POSTS}", options, retry_posts=True),
         "    }",
         "",
         "    server {",
@@ -126,14 +165,9 @@ def render_qdrant_lb_conf(upstreams: Sequence[Upstream], options: LbOptions) -> 
     if http2_directive:
         lines.append("        http2 on;")
     lines += [
-        "        location / {",
-        "            grpc_pass grpc://qdrant_grpc;",
-        f"            grpc_connect_timeout {options.connect_timeout};",
-        f"            grpc_read_timeout {options.read_timeout};",
-        "            # Every gRPC call is a POST; same reasoning as the REST listener.",
-        "            grpc_next_upstream error timeout non_idempotent;",
-        f"            grpc_next_upstream_tries {options.next_upstream_tries};",
-        "        }",
+        "        # Every gRPC call is a POST: the same split as on the REST listener.",
+        *_grpc_location("/", options, retry_posts=False),
+        *_grpc_location(f"~ {RETRYABLE_GRPC_CALLS}", options, retry_posts=True),
         "    }",
         "}",
         "",

@@ -7,7 +7,9 @@ import time
 import pytest
 import requests
 
+from components.platform.settings import image_version
 from components.qdrant.lb_config import LbOptions, Upstream, render_qdrant_lb_conf
+from tests.harness import run_program, unwrap_secrets
 from tests.support.backends import Backend
 from tests.support.nginx import free_port, nginx_version
 
@@ -101,3 +103,97 @@ def test_requests_keep_succeeding_when_a_node_dies(nginx, tmp_path, backends):
     dead = f"127.0.0.1:{backends[1].port}"
     attempts = sum(1 for line in errors.splitlines() if "connect() failed" in line and dead in line)
     assert 1 <= attempts <= MAX_FAILS + windows, errors[-2000:]
+
+
+SHIPPED_NGINX_CONFIGS = [
+    ("qdrant-lb", "qdrant-lb-image"),
+    ("neon-storage-notify", "neon-storage-image-nginx-0"),
+]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize(("container", "image"), SHIPPED_NGINX_CONFIGS)
+def test_every_shipped_nginx_config_passes_nginx_t_of_the_images_release(nginx, stack, container, image):
+    """The file exactly as the container gets it, checked by nginx of the image's release line."""
+    run = run_program(stack)
+    uploads = unwrap_secrets(run.named(container).inputs["uploads"])
+    conf = next(u["content"] for u in uploads if u["file"] == "/etc/nginx/nginx.conf")
+    assert image_version(run.named(image).inputs["name"])[:2] == nginx_version()[:2]
+    result = nginx(conf).check()
+    assert result.returncode == 0, result.stderr
+    assert "test is successful" in result.stderr
+
+
+def start_lb(nginx, tmp_path, nodes: list[Backend]) -> str:
+    rest_port = free_port()
+    upstreams = [Upstream("127.0.0.1", b.port, free_port()) for b in nodes]
+    nginx(render_qdrant_lb_conf(upstreams, local_options(tmp_path, rest_port, free_port()))).start(rest_port)
+    return f"http://127.0.0.1:{rest_port}"
+
+
+SEARCH = ("POST", "/collections/c/points/search")
+RETRIED_CALLS = [
+    ("GET", "/collections/c"),
+    SEARCH,
+    ("POST", "/collections/c/points/query"),
+    ("POST", "/collections/c/points/scroll"),
+    ("PUT", "/collections/c/points?wait=true"),
+    ("POST", "/collections/c/points/delete"),
+    ("POST", "/collections/c/points/payload"),
+]
+
+
+@pytest.fixture
+def nodes():
+    started: list[Backend] = []
+
+    def make(*modes: str) -> list[Backend]:
+        started.extend(Backend(f"node-{i}", mode) for i, mode in enumerate(modes))
+        return started
+
+    yield make
+    for backend in started:
+        backend.kill()
+
+
+@pytest.mark.parametrize("trouble", ["503", "drop"])
+def test_idempotent_calls_succeed_past_a_node_in_trouble(nginx, tmp_path, nodes, trouble):
+    """A node that answers 503, or dies mid-request, costs the client nothing on calls that
+    may be repeated: nginx passes them to the next node."""
+    healthy, troubled, other = nodes("ok", trouble, "ok")
+    url = start_lb(nginx, tmp_path, [healthy, troubled, other])
+    session = requests.Session()
+    answered = []
+    for i in range(60):
+        method, path = RETRIED_CALLS[i % len(RETRIED_CALLS)]
+        response = session.request(method, url + path, json={"vector": [0.1] * 4, "limit": 3}, timeout=10)
+        assert response.status_code == 200, (method, path, response.status_code)
+        answered.append(response.json()["result"]["node"])
+    assert set(answered) == {"node-0", "node-2"}
+    assert troubled.stats()["requests"], "the troubled node was never tried: the test proves nothing"
+
+
+def test_other_posts_reach_one_node_at_most_once(nginx, tmp_path, nodes):
+    """Snapshots, aliases and cluster operations are not retried: a node that died while
+    handling one gives the client a 502, and no second node repeats it."""
+    dying, healthy = nodes("drop", "ok")
+    url = start_lb(nginx, tmp_path, [dying, healthy])
+    calls = ["/collections/c/snapshots", "/collections/aliases", "/collections/c/cluster", "/cluster/recover"]
+    statuses = [requests.post(url + path, json={}, timeout=10).status_code for path in calls]
+    received = dying.stats()["requests"] + healthy.stats()["requests"]
+    assert sorted(received) == sorted(f"POST {path}" for path in calls)  # each exactly once
+    assert 502 in statuses and set(statuses) <= {200, 502}
+    assert statuses.count(502) == len(dying.stats()["requests"])
+
+
+def test_keepalive_connections_to_the_nodes_are_reused(nginx, tmp_path, nodes):
+    backends = nodes("ok", "ok", "ok")
+    url = start_lb(nginx, tmp_path, backends)
+    session = requests.Session()
+    for i in range(300):
+        method, path = RETRIED_CALLS[i % len(RETRIED_CALLS)]
+        assert session.request(method, url + path, json={}, timeout=10).status_code == 200
+    # Each node's count includes the one connection of this /_stats request.
+    opened = [b.stats()["connections"] - 1 for b in backends]
+    assert sum(len(b.stats()["requests"]) for b in backends) == 300
+    assert all(1 <= count <= 2 for count in opened), opened

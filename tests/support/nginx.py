@@ -1,19 +1,23 @@
-"""A real nginx (Debian's nginx-light) run from a config file on free local ports."""
+"""A real nginx of the LB image's release line (1.30, from Debian sid) run from a config file on
+free local ports. `.ci/nginx-1.30.sh` installs it (into /opt/nginx-1.30, or RAG_INFRA_NGINX)."""
 
 from __future__ import annotations
 
-import shutil
+import os
 import socket
 import subprocess
 import time
 from pathlib import Path
 
+NGINX_HOME = Path(os.environ.get("RAG_INFRA_NGINX", "/opt/nginx-1.30"))
+
 
 def nginx_binary() -> str:
-    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-    if not found:
-        raise RuntimeError("nginx is not installed: `apt-get install -y nginx-light` (.ci/run does this)")
-    return found
+    """The nginx that runs the shipped configs: the release line of the pinned nginx image."""
+    binary = NGINX_HOME / "root" / "usr" / "sbin" / "nginx"
+    if not binary.exists():
+        raise RuntimeError(f"no nginx 1.30 at {binary}: run `bash .ci/nginx-1.30.sh` (.ci/run does this)")
+    return str(binary)
 
 
 def nginx_version() -> tuple[int, ...]:
