@@ -175,3 +175,102 @@ def test_delete_removes_the_collection_and_tolerates_absence(cluster, provider):
     provider.delete("docs_index_mxbai", props(cluster.url))
     assert "docs_index_mxbai" not in cluster.collections
     provider.delete("docs_index_mxbai", props(cluster.url))
+
+
+def test_peers_joining_one_by_one_are_all_waited_for(cluster, provider):
+    """The leader is there from the start and peers join late: creating before the last one
+    joined would place every replica on the first nodes."""
+    cluster.peers_joined = 1
+    cluster.join_on_poll = True
+    result = provider.create(props(cluster.url))
+    assert cluster.peers_at_create["docs_index_mxbai"] == 3
+    assert {peer for peers in result.outs["replicas"].values() for peer in peers} == set(PEER_IDS)
+
+
+@pytest.mark.parametrize(
+    ("consensus", "expected"),
+    [("stopped", "consensus=stopped"), ("stopped_with_err", "consensus=stopped_with_err")],
+)
+def test_a_cluster_whose_consensus_stopped_gets_nothing_written(cluster, provider, consensus, expected):
+    cluster.consensus = consensus
+    with pytest.raises(QdrantApiError, match=expected):
+        provider.create(props(cluster.url, cluster_timeout=1.5))
+    assert cluster.writes() == []
+
+
+def test_a_partial_replica_that_never_recovers_is_not_healthy(cluster, provider):
+    cluster.forced_states[(2, PEER_IDS[0])] = "Partial"
+    with pytest.raises(QdrantApiError) as err:
+        provider.create(props(cluster.url, replica_timeout=1.5))
+    assert f"shard 2 on peer {PEER_IDS[0]} is Partial" in str(err.value)
+
+
+def test_a_shard_that_no_node_reports_is_not_healthy(cluster, provider):
+    cluster.lost_shards = {1}
+    with pytest.raises(QdrantApiError, match=r"shards \[1\] have no replica"):
+        provider.create(props(cluster.url, replica_timeout=1.5))
+
+
+def test_replicas_placed_on_a_dead_peer_are_named(cluster, provider):
+    """Qdrant places replicas on every known peer, alive or not; the dead one's stay
+    Initializing and the wait names them."""
+    cluster.dead_peers = {PEER_IDS[2]}
+    with pytest.raises(QdrantApiError) as err:
+        provider.create(props(cluster.url, replica_timeout=1.5))
+    assert f"on peer {PEER_IDS[2]} is Initializing" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [("distance", "Dot", "distance is 'Dot'"), ("shard_number", 6, "shard_number is 6")],
+)
+def test_an_existing_collection_with_other_immutable_parameters_is_refused(
+    cluster, provider, key, value, expected
+):
+    provider.create(props(cluster.url, **{key: value}))
+    writes_before = list(cluster.writes())
+    with pytest.raises(QdrantApiError, match=expected):
+        provider.create(props(cluster.url))
+    assert cluster.writes() == writes_before
+
+
+def test_patch_cannot_change_immutable_parameters(cluster, provider):
+    """Qdrant ignores shard_number and vector changes in a PATCH: a provider that tried an
+    in-place change would end green with the old layout."""
+    provider.create(props(cluster.url))
+    status, _ = cluster.handle(
+        "PATCH", "/collections/docs_index_mxbai", {"params": {"shard_number": 6}}, {"api-key": "test-key"}
+    )
+    assert status == 200
+    assert cluster.collections["docs_index_mxbai"]["config"]["params"]["shard_number"] == 3
+
+
+def test_the_fake_refuses_what_qdrant_refuses(cluster):
+    key = {"api-key": "test-key"}
+    bad = [
+        ({"vectors": {"size": 70000, "distance": "Cosine"}}, 422),
+        ({"vectors": {"size": 8, "distance": "cosine"}}, 400),
+        ({"vectors": {"size": 8, "distance": "Cosine"}, "replication_factor": 0}, 422),
+    ]
+    for body, status in bad:
+        assert cluster.handle("PUT", "/collections/c", body, key)[0] == status
+    assert cluster.handle("PUT", "/collections/c", {"vectors": {"size": 8, "distance": "Dot"}}, key)[0] == 200
+    assert cluster.handle("PUT", "/collections/c", {"vectors": {"size": 8, "distance": "Dot"}}, key)[0] == 409
+
+
+def test_concurrent_requests_are_answered_together(cluster, provider):
+    """The provider runs once per collection, in parallel under `pulumi up`."""
+    errors = []
+
+    def create(name: str) -> None:
+        try:
+            provider.create(props(cluster.url, name=name))
+        except Exception as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=create, args=(f"c{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and set(cluster.collections) == {"c0", "c1", "c2", "c3"}

@@ -1,5 +1,9 @@
 """The scaffolding both API fakes share: a threaded JSON server on a free loopback port that
-records every request and asks `handle()` for the answer."""
+records every request and asks `handle()` for the answer.
+
+Requests are handled concurrently, as by the real services: `handle()` runs outside the
+recording lock, and each fake guards its own state (with a lock it holds only while it reads or
+changes that state, never while it waits)."""
 
 from __future__ import annotations
 
@@ -51,7 +55,7 @@ class FakeJsonServer:
                 body = json.loads(self.rfile.read(length)) if length else None
                 with fake.lock:
                     fake.requests.append((self.command, self.path, body))
-                    status, answer = fake.handle(self.command, self.path, body, self.headers)
+                status, answer = fake.handle(self.command, self.path, body, self.headers)
                 data = json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

@@ -7,6 +7,7 @@ Errors have Neon's body shape {"msg": "..."}.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -24,6 +25,7 @@ class FakeStorageController(FakeJsonServer):
         self.lsn_answer = {"lsn": "0/1A2B3C0", "kind": "past"}
         self._deleting: dict[tuple[str, str], int] = {}
         self.last_timestamp: str | None = None
+        self.state = threading.RLock()
 
     def _timeline_info(self, tenant: str, body: dict) -> dict:
         ancestor = body.get("ancestor_timeline_id")
@@ -44,10 +46,11 @@ class FakeStorageController(FakeJsonServer):
     def handle(self, method: str, path: str, body: Any, headers: Any) -> tuple[int, Any]:
         url = urlsplit(path)
         parts = [p for p in url.path.split("/") if p]
-        if self.unavailable > 0:
-            self.unavailable -= 1
-            return send(503, {"msg": "Service Unavailable: not yet ready"})
-        return self._dispatch(method, path, parts, parse_qs(url.query), body)
+        with self.state:
+            if self.unavailable > 0:
+                self.unavailable -= 1
+                return send(503, {"msg": "Service Unavailable: not yet ready"})
+            return self._dispatch(method, path, parts, parse_qs(url.query), body)
 
     def _dispatch(self, method: str, path: str, parts: list[str], query: dict, body: Any) -> tuple[int, Any]:
         if parts == ["v1", "tenant"] and method == "POST":

@@ -1,72 +1,123 @@
-"""A small fake of Qdrant's cluster REST API, answering exactly as facts/qdrant.md §2.2 shows.
+"""A fake of Qdrant's cluster REST API (v1.19), as strict as the service where the provider
+depends on it. Every rule is read from qdrant/qdrant at v1.19.0; the file is named beside it.
 
-It is for what local mode cannot do (GET /cluster, GET /collections/{c}/cluster). Every
-answer has Qdrant's envelope: {"result": ..., "status": "ok", "time": ...}; errors are
-{"status": {"error": ...}, "time": ...}.
+- Envelope: `{"result": ..., "status": "ok", "time": ...}`; errors `{"status": {"error": ...}}`
+  (`lib/api/src/rest/models.rs` ApiResponse).
+- Create (`lib/storage/src/content_manager/collection_meta_ops.rs` CreateCollection): unknown
+  body fields are ignored (no `deny_unknown_fields`); `vectors.size` outside 1..=65536 and a
+  factor below 1 are 422 "Validation error in JSON body: [...]"; size 0 or an unknown distance
+  fail deserialization: 400 "Format error in JSON body: ..." (`src/actix/mod.rs`). An existing
+  name is 409 "Wrong input: Collection `x` already exists!" (`collections_ops.rs`).
+- Placement (`toc/mod.rs` suggest_shard_distribution, `shard_distribution.rs`): over every
+  peer known *at creation*, alive or not, at most one replica of a shard per peer; a replica on
+  a dead peer stays `Initializing` (`replica_set/mod.rs` init_replica_state), and one on a peer
+  that dies later turns `Dead`.
+- PATCH (`config_diff.rs` CollectionParamsDiff): only the factors and a few flags change;
+  vector size, distance and shard_number cannot, and are ignored like any unknown key. A new
+  replication factor rewrites the config only: no replica is added (`collection_ops.rs`).
+- `GET /cluster` (`lib/storage/src/types.rs`): every known peer (liveness not considered), the
+  answering node's `peer_id`, `raft_info.leader` (null without one), and
+  `consensus_thread_status` tagged `working` | `stopped` | `stopped_with_err` (with `err`).
+- Through the LB each request may land on another node: `peer_id`, `local_shards` and
+  `remote_shards` are those of the node that answers, rotating over the live peers.
 """
 
 from __future__ import annotations
 
+import itertools
+import threading
 from typing import Any
 from urllib.parse import urlsplit
 
 from tests.support.fake_http import FakeJsonServer
 
 PEER_IDS = [11111, 22222, 33333]
+DISTANCES = ("Cosine", "Euclid", "Dot", "Manhattan")
+# CollectionParamsDiff: what PATCH /collections/{name} {"params": {...}} can change.
+PATCHABLE_PARAMS = (
+    "replication_factor",
+    "write_consistency_factor",
+    "read_fan_out_factor",
+    "read_fan_out_delay_ms",
+    "on_disk_payload",
+)
 
 
 class FakeQdrantCluster(FakeJsonServer):
-    """State the tests steer: how many peers have joined, the leader, replica states."""
+    """State the tests steer: joined and dead peers, the leader, consensus, replica states."""
 
     def __init__(self, api_key: str = "test-key", peers_joined: int = 3) -> None:
         super().__init__()
         self.api_key = api_key
         self.peers_joined = peers_joined
+        self.join_on_poll = False
+        """Late joiners: each GET /cluster lets one more peer join, until all have."""
         self.leader: int | None = PEER_IDS[0]
+        self.consensus = "working"  # working | stopped | stopped_with_err
+        self.dead_peers: set[int] = set()
         self.collections: dict[str, dict[str, Any]] = {}
+        self.placements: dict[str, dict[int, dict[int, str]]] = {}  # name -> shard -> peer -> state
         self.forced_states: dict[tuple[int, int], str] = {}  # (shard, peer) -> state
+        self.lost_shards: set[int] = set()  # shards no node reports (every replica gone)
+        self.peers_at_create: dict[str, int] = {}
+        self.state = threading.RLock()
+        self._answering = itertools.count()
 
-    # -- answers --------------------------------------------------------------------------
+    # -- the cluster as one node sees it ------------------------------------------------------
+
+    def _peers(self) -> list[int]:
+        return PEER_IDS[: self.peers_joined]
+
+    def _answering_peer(self) -> int:
+        live = [p for p in self._peers() if p not in self.dead_peers] or [PEER_IDS[0]]
+        return live[next(self._answering) % len(live)]
 
     def cluster(self) -> dict:
-        peers = {
-            str(pid): {"uri": f"http://qdrant-{i}:6335/"}
-            for i, pid in enumerate(PEER_IDS[: self.peers_joined])
-        }
+        if self.join_on_poll and self.peers_joined < len(PEER_IDS):
+            self.peers_joined += 1
+        thread: dict[str, Any] = {"consensus_thread_status": self.consensus}
+        if self.consensus == "working":
+            thread["last_update"] = "2026-11-26T10:00:00Z"
+        elif self.consensus == "stopped_with_err":
+            thread["err"] = "Consensus stopped: raft storage error"
+        answering = self._answering_peer()
         return {
             "status": "enabled",
-            "peer_id": PEER_IDS[0],
-            "peers": peers,
+            "peer_id": answering,
+            "peers": {str(pid): {"uri": f"http://qdrant-{i}:6335/"} for i, pid in enumerate(self._peers())},
             "raft_info": {
                 "term": 2,
                 "commit": 17,
                 "pending_operations": 0,
                 "leader": self.leader,
-                "role": "Leader" if self.leader == PEER_IDS[0] else "Follower",
+                "role": "Leader" if self.leader == answering else "Follower",
                 "is_voter": True,
             },
-            "consensus_thread_status": {
-                "consensus_thread_status": "working",
-                "last_update": "2026-11-26T10:00:00Z",
+            "consensus_thread_status": thread,
+            "message_send_failures": {
+                f"http://qdrant-{PEER_IDS.index(p)}:6335/": {"count": 3, "latest_error": "connection refused"}
+                for p in self.dead_peers
             },
-            "message_send_failures": {},
         }
 
     def collection_cluster(self, name: str) -> dict:
-        params = self.collections[name]["config"]["params"]
-        peers = PEER_IDS[: self.peers_joined]
+        placement = self.placements[name]
+        answering = self._answering_peer()
         local, remote = [], []
-        for shard in range(params["shard_number"]):
-            for r in range(min(params["replication_factor"], len(peers))):
-                peer = peers[(shard + r) % len(peers)]
-                state = self.forced_states.get((shard, peer), "Active")
-                if peer == PEER_IDS[0]:
+        for shard, replicas in sorted(placement.items()):
+            if shard in self.lost_shards:
+                continue
+            for peer, created_state in sorted(replicas.items()):
+                state = self.forced_states.get((shard, peer), created_state)
+                if peer in self.dead_peers and state == "Active":
+                    state = "Dead"
+                if peer == answering:
                     local.append({"shard_id": shard, "points_count": 0, "state": state})
                 else:
                     remote.append({"shard_id": shard, "peer_id": peer, "state": state})
         return {
-            "peer_id": PEER_IDS[0],
-            "shard_count": params["shard_number"],
+            "peer_id": answering,
+            "shard_count": len(placement),
             "local_shards": local,
             "remote_shards": remote,
             "shard_transfers": [],
@@ -86,44 +137,89 @@ class FakeQdrantCluster(FakeJsonServer):
         if headers.get("api-key") != self.api_key:
             return self.error(401, "Must provide an API key or an Authorization bearer token")
         parts = [p for p in urlsplit(path).path.split("/") if p]
-        if parts == ["cluster"] and method == "GET":
-            return self.ok(self.cluster())
-        if len(parts) >= 2 and parts[0] == "collections":
-            name = parts[1]
-            if len(parts) == 3 and parts[2] == "cluster" and method == "GET":
-                if name not in self.collections:
-                    return self.error(404, f"Not found: Collection `{name}` doesn't exist!")
-                return self.ok(self.collection_cluster(name))
-            if len(parts) == 2:
-                return self._collection(method, name, body)
+        with self.state:
+            if parts == ["cluster"] and method == "GET":
+                return self.ok(self.cluster())
+            if len(parts) >= 2 and parts[0] == "collections":
+                name = parts[1]
+                if len(parts) == 3 and parts[2] == "cluster" and method == "GET":
+                    if name not in self.collections:
+                        return self.error(404, f"Not found: Collection `{name}` doesn't exist!")
+                    return self.ok(self.collection_cluster(name))
+                if len(parts) == 2:
+                    return self._collection(method, name, body)
         return self.error(404, f"no route {method} {path}")
 
     def _collection(self, method: str, name: str, body: Any) -> tuple[int, dict]:
         exists = name in self.collections
         if method == "DELETE":
+            self.placements.pop(name, None)
             return self.ok(self.collections.pop(name, None) is not None)
         if method == "PUT":
-            if exists:
-                return self.error(409, f"Wrong input: Collection `{name}` already exists!")
-            self.collections[name] = {
-                "status": "green",
-                "points_count": 0,
-                "config": {
-                    "params": {
-                        "vectors": body["vectors"],
-                        "shard_number": body.get("shard_number", self.peers_joined),
-                        "replication_factor": body.get("replication_factor", 1),
-                        "write_consistency_factor": body.get("write_consistency_factor", 1),
-                        "on_disk_payload": True,
-                    }
-                },
-            }
-            return self.ok(True)
+            return self._create(name, body or {})
         if not exists:
             return self.error(404, f"Not found: Collection `{name}` doesn't exist!")
         if method == "GET":
             return self.ok(self.collections[name])
         if method == "PATCH":
-            self.collections[name]["config"]["params"].update((body or {}).get("params") or {})
+            params = (body or {}).get("params") or {}
+            for key, value in params.items():
+                if key in PATCHABLE_PARAMS[:2] and (not isinstance(value, int) or value < 1):
+                    return self.error(
+                        400, f"Format error in JSON body: params.{key}: invalid value {value!r}"
+                    )
+            changed = {k: v for k, v in params.items() if k in PATCHABLE_PARAMS}
+            self.collections[name]["config"]["params"].update(changed)
             return self.ok(True)
         return self.error(405, "method not allowed")
+
+    def _create(self, name: str, body: dict) -> tuple[int, dict]:
+        vectors = body.get("vectors", {})
+        if isinstance(vectors, dict) and "size" in vectors:
+            if vectors.get("distance") not in DISTANCES:
+                return self.error(
+                    400, f"Format error in JSON body: unknown variant `{vectors.get('distance')}`"
+                )
+            if not isinstance(vectors["size"], int) or vectors["size"] < 1:
+                return self.error(400, "Format error in JSON body: data did not match any variant")
+            if vectors["size"] > 65536:
+                return self.error(
+                    422,
+                    f"Validation error in JSON body: [vectors.size: value {vectors['size']} invalid, "
+                    "must be from 1 to 65536]",
+                )
+        for key in ("shard_number", "replication_factor", "write_consistency_factor"):
+            if key in body and (not isinstance(body[key], int) or body[key] < 1):
+                return self.error(
+                    422,
+                    f"Validation error in JSON body: [{key}: value {body[key]} invalid, must be 1 or larger]",
+                )
+        if name in self.collections:
+            return self.error(409, f"Wrong input: Collection `{name}` already exists!")
+        peers = self._peers()
+        shard_number = body.get("shard_number", len(peers))
+        replication = body.get("replication_factor", 1)
+        self.peers_at_create[name] = len(peers)
+        self.placements[name] = {
+            shard: {
+                peers[(shard + r) % len(peers)]: (
+                    "Initializing" if peers[(shard + r) % len(peers)] in self.dead_peers else "Active"
+                )
+                for r in range(min(replication, len(peers)))
+            }
+            for shard in range(shard_number)
+        }
+        self.collections[name] = {
+            "status": "green",
+            "points_count": 0,
+            "config": {
+                "params": {
+                    "vectors": vectors,
+                    "shard_number": shard_number,
+                    "replication_factor": replication,
+                    "write_consistency_factor": body.get("write_consistency_factor", 1),
+                    "on_disk_payload": True,
+                }
+            },
+        }
+        return self.ok(True)
