@@ -60,7 +60,13 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
     if not report.ok:
-        bad = [t.table for t in report.tables if not (t.checksum_match and t.source_rows == t.target_rows)]
+        bad = [
+            f"{t.table} (rows: source {t.source_rows}, target {t.target_rows})"
+            if t.source_rows != t.target_rows
+            else f"{t.table} (content checksum differs)"
+            for t in report.tables
+            if not (t.checksum_match and t.source_rows == t.target_rows)
+        ]
         print(f"migration.postgres: verification failed for {', '.join(bad)}", file=sys.stderr)
         return 1
     return 0

@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
     )
     if not report.ok:
-        print(f"migration.qdrant: verification failed for {report.collection}", file=sys.stderr)
+        found = "; ".join(report.differences[:3])
+        print(f"migration.qdrant: verification failed for {report.collection}: {found}", file=sys.stderr)
         return 1
     return 0
 

@@ -13,12 +13,14 @@ after a verified run.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 import time
 import uuid
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,8 +50,11 @@ class QdrantMigrationReport:
     sample_checked: int = 0
     sample_mismatches: int = 0
     recall_at_10: float = 0.0
+    payloads_match: bool = False
     created_target: bool = False
     duration_s: float = 0.0
+    differences: list[str] = field(default_factory=list)
+    """What verification found different, first few cases named (point ids, counts)."""
 
     @property
     def ok(self) -> bool:
@@ -57,6 +62,7 @@ class QdrantMigrationReport:
             self.source_points == self.target_points
             and self.sample_mismatches == 0
             and self.recall_at_10 == 1.0
+            and self.payloads_match
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -231,6 +237,25 @@ def _sample_ids(client: QdrantClient, collection: str, size: int) -> list[Any]:
             return reservoir.sample
 
 
+def _payload_digest(client: QdrantClient, collection: str, side: str) -> str:
+    """An order-independent digest of every point's id and payload (vectors are left to the
+    sample and recall checks: reading them all would double the migration's reads)."""
+    total, offset = 0, None
+    while True:
+        records, offset = with_retries(
+            side,
+            "scroll payloads",
+            lambda o=offset: client.scroll(
+                collection, limit=1000, offset=o, with_payload=True, with_vectors=False
+            ),
+        )
+        for record in records:
+            text = json.dumps([str(record.id), record.payload], sort_keys=True, default=str)
+            total += int.from_bytes(hashlib.blake2b(text.encode(), digest_size=16).digest(), "big")
+        if offset is None:
+            return f"{total % (1 << 128):032x}"
+
+
 def _same_vector(a: Any, b: Any, cosine: frozenset[str] = frozenset(), name: str = "") -> bool:
     """Equal vectors; for Cosine vectors equal directions (Qdrant stores them normalised, and
     local mode returns them normalised or not depending on whether it reloaded from disk)."""
@@ -287,12 +312,21 @@ def verify(
 
     `sample`: ids already drawn uniformly from the whole source (by a full copy); otherwise they
     are drawn here with an id-only scroll."""
+    report.differences = []
     report.source_points = with_retries(
         "source", "count", lambda: source.count(source_collection, exact=True).count
     )
     report.target_points = with_retries(
         "target", "count", lambda: target.count(target_collection, exact=True).count
     )
+    if report.source_points != report.target_points:
+        report.differences.append(f"points: source {report.source_points}, target {report.target_points}")
+    # Every payload, not just the sample's: an id-and-payload digest of each side.
+    report.payloads_match = _payload_digest(source, source_collection, "source") == _payload_digest(
+        target, target_collection, "target"
+    )
+    if not report.payloads_match:
+        report.differences.append("ids or payloads differ (digest of every point)")
     ids = sample if sample is not None else _sample_ids(source, source_collection, sample_size)
     if not ids:
         report.recall_at_10 = 1.0
@@ -318,16 +352,21 @@ def verify(
         name for name, (_, distance) in signature["dense"].items() if distance.lower() == "cosine"
     )
     report.sample_checked = len(ids)
-    report.sample_mismatches = sum(
-        1
-        for point_id in ids
-        if point_id not in tgt_points
-        or src_points[point_id].payload != tgt_points[point_id].payload
-        or not _same_vector(src_points[point_id].vector, tgt_points[point_id].vector, cosine)
-    )
+    mismatches = []
+    for point_id in ids:
+        if point_id not in tgt_points:
+            mismatches.append(f"point {point_id}: missing in target")
+        elif src_points[point_id].payload != tgt_points[point_id].payload:
+            mismatches.append(f"point {point_id}: payload differs")
+        elif not _same_vector(src_points[point_id].vector, tgt_points[point_id].vector, cosine):
+            mismatches.append(f"point {point_id}: vector differs")
+    report.sample_mismatches = len(mismatches)
+    report.differences.extend(mismatches[:5])
     report.recall_at_10 = _recall_at_10(
         source, target, source_collection, target_collection, ids[:queries], src_points
     )
+    if report.recall_at_10 != 1.0:
+        report.differences.append(f"recall@10 {report.recall_at_10} (exact searches disagree)")
 
 
 def _recall_at_10(
@@ -451,16 +490,15 @@ def migrate_collection(
                 "target", "count", lambda: target.count(target_collection, exact=True).count
             )
             if state is None and target_count and not report.created_target:
-                if target_count == total:
-                    # A finished earlier run (its checkpoint was cleaned up): verify, write nothing.
-                    verify(source, target, collection, target_collection, report, sample_size)
-                    if report.ok:
-                        report.duration_s = time.monotonic() - started
-                        return report
-                raise QdrantMigrationError(
-                    f"target: collection {target_collection} already holds {target_count} points that this "
-                    "migration did not write; migrate into an empty collection"
-                )
+                if target_count != total:
+                    raise QdrantMigrationError(
+                        f"target: collection {target_collection} already holds {target_count} points that "
+                        "this migration did not write; migrate into an empty collection"
+                    )
+                # A finished earlier run (its checkpoint was cleaned up): verify, write nothing.
+                verify(source, target, collection, target_collection, report, sample_size)
+                report.duration_s = time.monotonic() - started
+                return report
             offset = state["offset"] if state else None
             copied = int(state["copied"]) if state else 0
             done = bool(state["done"]) if state else False

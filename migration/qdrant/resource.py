@@ -47,7 +47,8 @@ class QdrantMigrationProvider(MigrationProvider):
         )
         summary = report.as_dict()
         if not report.ok:
-            raise RuntimeError(f"qdrant migration of {props['collection']} did not verify: {summary}")
+            found = "; ".join(report.differences[:3])
+            raise RuntimeError(f"qdrant migration of {props['collection']} did not verify: {found}")
         return {**props, "report": summary}
 
 

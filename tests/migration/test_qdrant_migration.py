@@ -9,10 +9,18 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from qdrant_client import QdrantClient, models
 
-from migration.qdrant.engine import OFFSETS_COLLECTION, QdrantMigrationError, migrate_collection
+from migration.qdrant.engine import (
+    OFFSETS_COLLECTION,
+    QdrantMigrationError,
+    QdrantMigrationReport,
+    _sample_ids,
+    migrate_collection,
+    verify,
+)
 from migration.qdrant.resource import QdrantMigrationProvider
 from tests.harness import ROOT, contains_secret_wrapper
 from tests.support.dynamic import roundtrip
@@ -295,3 +303,162 @@ def test_a_collection_without_ha_parameters_is_a_config_error(program):
         SettingsError, match=r"migration.qdrant.collections\[0\] must also be listed in qdrant.collections"
     ):
         program("dev", overrides={"migration": bad})
+
+
+# -- verification against wrong targets ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory):
+    """A small collection and a verified copy of it, built once; tests tamper with copies."""
+    base = tmp_path_factory.mktemp("qdrant-verify")
+    make_store(base / "source", points=600, dim=32)
+    assert migrate_collection(str(base / "source"), str(base / "target"), COLLECTION, batch_size=100).ok
+    client = QdrantClient(path=str(base / "source"))
+    try:
+        sample = _sample_ids(client, COLLECTION, 100)
+    finally:
+        client.close()
+    return base, sample
+
+
+def _verify_tampered(migrated, tmp_path, tamper) -> QdrantMigrationReport:
+    base, _ = migrated
+    shutil.copytree(base / "source", tmp_path / "source")
+    shutil.copytree(base / "target", tmp_path / "target")
+    target = QdrantClient(path=str(tmp_path / "target"))
+    try:
+        tamper(target)
+    finally:
+        target.close()
+    source = QdrantClient(path=str(tmp_path / "source"))
+    target = QdrantClient(path=str(tmp_path / "target"))
+    try:
+        report = QdrantMigrationReport(collection=COLLECTION, target_collection=COLLECTION)
+        verify(source, target, COLLECTION, COLLECTION, report)
+        return report
+    finally:
+        source.close()
+        target.close()
+
+
+def test_an_untouched_copy_verifies(migrated, tmp_path):
+    report = _verify_tampered(migrated, tmp_path, lambda target: None)
+    assert report.ok and report.differences == [] and report.sample_checked == 100
+
+
+def test_a_changed_payload_in_the_sample_fails_naming_the_point(migrated, tmp_path):
+    point = migrated[1][0]
+    report = _verify_tampered(
+        migrated, tmp_path, lambda t: t.set_payload(COLLECTION, {"doc_id": "changed"}, points=[point])
+    )
+    assert not report.ok and f"point {point}: payload differs" in report.differences
+
+
+def test_a_changed_payload_outside_the_sample_fails(migrated, tmp_path):
+    outside = next(i for i in range(600) if i not in set(migrated[1]))
+    report = _verify_tampered(
+        migrated, tmp_path, lambda t: t.set_payload(COLLECTION, {"doc_id": "changed"}, points=[outside])
+    )
+    assert not report.ok and "ids or payloads differ (digest of every point)" in report.differences
+
+
+def test_a_changed_vector_fails_naming_the_point(migrated, tmp_path):
+    point = migrated[1][1]
+
+    def change_vector(target: QdrantClient) -> None:
+        record = target.retrieve(COLLECTION, [point], with_payload=True)[0]
+        flipped = [-1.0] + [0.5] * 31
+        target.upsert(COLLECTION, [models.PointStruct(id=point, vector=flipped, payload=record.payload)])
+
+    report = _verify_tampered(migrated, tmp_path, change_vector)
+    assert not report.ok and f"point {point}: vector differs" in report.differences
+
+
+def test_a_missing_point_fails_naming_the_counts(migrated, tmp_path):
+    point = migrated[1][2]
+    report = _verify_tampered(
+        migrated, tmp_path, lambda t: t.delete(COLLECTION, models.PointIdsList(points=[point]))
+    )
+    assert not report.ok
+    assert "points: source 600, target 599" in report.differences
+    assert f"point {point}: missing in target" in report.differences
+
+
+def test_recall_compares_the_target_not_the_source_with_itself(migrated, tmp_path):
+    """Every vector of the target scrambled but the payloads kept: exact searches disagree."""
+    rng = np.random.default_rng(9)
+
+    def scramble(target: QdrantClient) -> None:
+        records, _ = target.scroll(COLLECTION, limit=1000, with_payload=True)
+        target.upsert(
+            COLLECTION,
+            [
+                models.PointStruct(id=r.id, vector=rng.standard_normal(32).tolist(), payload=r.payload)
+                for r in records
+            ],
+        )
+
+    report = _verify_tampered(migrated, tmp_path, scramble)
+    assert report.recall_at_10 < 0.5 and not report.ok
+
+
+def test_a_rerun_on_a_tampered_copy_says_what_differs(migrated, tmp_path):
+    base, sample = migrated
+    shutil.copytree(base / "source", tmp_path / "source")
+    shutil.copytree(base / "target", tmp_path / "target")
+    client = QdrantClient(path=str(tmp_path / "target"))
+    client.set_payload(COLLECTION, {"doc_id": "changed"}, points=[sample[0]])
+    client.close()
+    result = run_cli(
+        "--source", str(tmp_path / "source"), "--target", str(tmp_path / "target"), "--collection", COLLECTION
+    )
+    assert result.returncode == 1
+    assert f"verification failed for {COLLECTION}: ids or payloads differ" in result.stderr.splitlines()[-1]
+    assert f"point {sample[0]}: payload differs" in result.stderr.splitlines()[-1]
+
+
+# -- faults at every commit boundary ------------------------------------------------------------
+
+
+class InjectedFaultError(RuntimeError):
+    """Not transient: the migration stops at once, as after a crash."""
+
+
+def _fail_at(monkeypatch, boundary: str, batch: int) -> None:
+    """Fail right after batch `batch`'s data was upserted (before its checkpoint), or right
+    after its checkpoint was saved (before the next batch's data)."""
+    original = QdrantClient.upsert
+    data_upserts = {"n": 0}
+
+    def upsert(self, collection_name, points, *args, **kwargs):
+        is_checkpoint = collection_name == OFFSETS_COLLECTION
+        if boundary == "after-data" and is_checkpoint and data_upserts["n"] == batch:
+            raise InjectedFaultError(f"fault after the data of batch {batch}")
+        if boundary == "after-checkpoint" and not is_checkpoint and data_upserts["n"] == batch:
+            raise InjectedFaultError(f"fault after the checkpoint of batch {batch}")
+        result = original(self, collection_name, points, *args, **kwargs)
+        if not is_checkpoint:
+            data_upserts["n"] += 1
+        return result
+
+    monkeypatch.setattr(QdrantClient, "upsert", upsert)
+
+
+@pytest.mark.parametrize("boundary", ["after-data", "after-checkpoint"])
+@pytest.mark.parametrize("batch", [1, 3, 5])
+def test_a_fault_at_a_commit_boundary_resumes_with_nothing_lost(
+    migrated, tmp_path, monkeypatch, boundary, batch
+):
+    base, _ = migrated
+    shutil.copytree(base / "source", tmp_path / "source")
+    source, target = str(tmp_path / "source"), str(tmp_path / "target")
+    with monkeypatch.context() as faulty:
+        _fail_at(faulty, boundary, batch)
+        with pytest.raises(QdrantMigrationError, match="fault after"):
+            migrate_collection(source, target, COLLECTION, batch_size=100)
+    assert 0 < count(target) < 600  # it really stopped part way
+    resumed = migrate_collection(source, target, COLLECTION, batch_size=100)
+    assert resumed.ok, resumed.differences
+    assert count(target) == 600 and resumed.payloads_match
+    assert OFFSETS_COLLECTION not in collections(target)
