@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from migration.postgres.catalog import RAG_TABLES, read_table
-from migration.postgres.engine import connect, migrate, table_checksum
+from migration.postgres.engine import _prepare_bookkeeping, connect, migrate, table_checksum
 from migration.postgres.resource import PostgresMigrationProvider
 from migration.schema import apply_schema
 from tests.harness import ROOT, contains_secret_wrapper
@@ -278,3 +278,126 @@ def test_enabled_without_a_source_is_a_config_error(program):
 
     with pytest.raises(SettingsError, match=r"rag-infra:timescaleUrl \(secret\) is required"):
         program("dev", overrides={"migration": {"postgres": {"enabled": True}}})
+
+
+# -- verification against wrong targets ---------------------------------------------------------
+
+# (table, SET clause): each changes one value of one row.
+TAMPERING = [
+    ("rag.chunks", "content = content || ' '"),
+    ("rag.chunks", "embedding = (SELECT array_agg(0.5)::vector FROM generate_series(1, 1024))"),
+    ("rag.chunks", "token_count = coalesce(token_count, 0) + 1"),
+    ("rag.documents", """metadata = metadata || '{"x": 1}'"""),
+    ("rag.documents", "created_at = created_at + interval '1 microsecond'"),
+    ("rag.query_log", "latency_ms = latency_ms + 0.001"),
+    ("rag.collections", "embedding_dim = embedding_dim + 1"),
+]
+
+
+@pytest.mark.parametrize(
+    ("table", "assignment"), TAMPERING, ids=[f"{t}-{a.split()[0]}" for t, a in TAMPERING]
+)
+def test_a_changed_value_in_any_column_fails_verification_of_its_table(source, target, table, assignment):
+    assert migrate(source, target).ok
+    first_row = f"ctid = (SELECT ctid FROM {table} ORDER BY ctid LIMIT 1)"
+    with psycopg.connect(target, autocommit=True) as conn:
+        conn.execute("SET session_replication_role = replica")  # no FK or trigger side effects
+        assert conn.execute(f"UPDATE {table} SET {assignment} WHERE {first_row}").rowcount == 1
+    report = migrate(source, target)
+    assert not report.ok
+    assert [t.table for t in report.tables if not t.checksum_match] == [table]
+
+
+@pytest.mark.parametrize(
+    ("table", "statement", "rows"),
+    [
+        (
+            "rag.query_log",
+            "DELETE FROM rag.query_log WHERE ctid = (SELECT min(ctid) FROM rag.query_log)",
+            499,
+        ),
+        ("rag.query_log", "INSERT INTO rag.query_log SELECT * FROM rag.query_log LIMIT 1", 501),
+        (
+            "rag.chunks",
+            "DELETE FROM rag.chunks WHERE id = (SELECT id FROM rag.chunks ORDER BY id LIMIT 1)",
+            3086,
+        ),
+    ],
+)
+def test_a_missing_or_doubled_row_is_named(source, target, table, statement, rows):
+    assert migrate(source, target).ok
+    with psycopg.connect(target, autocommit=True) as conn:
+        conn.execute(statement)
+    result = run_cli("--source", source, "--target", target)
+    line = _one_line_error(result)
+    assert f"target table {table} holds {rows} rows but this migration copied" in line
+
+
+# -- faults at every commit boundary ------------------------------------------------------------
+
+FAULT_FUNCTION = """
+CREATE SEQUENCE IF NOT EXISTS public.fault_counter;
+CREATE OR REPLACE FUNCTION public.inject_fault() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- A sequence is not rolled back with the failing transaction: the fault fires once.
+    IF nextval('public.fault_counter') = TG_ARGV[0]::bigint THEN
+        RAISE EXCEPTION 'injected fault: %', TG_ARGV[1];
+    END IF;
+    RETURN NEW;
+END $$;
+"""
+
+
+def _arm_fault(target: str, boundary: str, batch: int, batch_rows: int) -> None:
+    """`after-data`: batch `batch`'s rows are in, its checkpoint update fails (the two share one
+    transaction, so both must go). `before-data`: batch `batch` is checkpointed, and the COPY
+    of the next batch fails as it starts. `mid-data`: a row in the middle of a later batch fails."""
+    with psycopg.connect(target, autocommit=True) as conn:
+        conn.execute(FAULT_FUNCTION)
+        _prepare_bookkeeping(conn)
+        if boundary == "after-data":
+            # The table's start row is inserted; batch k's checkpoint is the k-th update.
+            conn.execute(
+                "CREATE TRIGGER fault BEFORE UPDATE ON rag_migration.table_progress FOR EACH ROW "
+                "WHEN (NEW.table_name = 'rag.query_log') "
+                f"EXECUTE FUNCTION public.inject_fault('{batch}', 'checkpoint of batch {batch}')"
+            )
+        elif boundary == "before-data":
+            # COPY FROM fires statement-level triggers: once per batch.
+            conn.execute(
+                "CREATE TRIGGER fault BEFORE INSERT ON rag.query_log FOR EACH STATEMENT "
+                f"EXECUTE FUNCTION public.inject_fault('{batch + 1}', 'batch after batch {batch}')"
+            )
+        else:
+            conn.execute(
+                "CREATE TRIGGER fault BEFORE INSERT ON rag.query_log FOR EACH ROW EXECUTE FUNCTION "
+                f"public.inject_fault('{batch * batch_rows + batch_rows // 2}', 'a row inside a batch')"
+            )
+
+
+def _disarm_fault(target: str) -> None:
+    with psycopg.connect(target, autocommit=True) as conn:
+        conn.execute("DROP TRIGGER IF EXISTS fault ON rag_migration.table_progress")
+        conn.execute("DROP TRIGGER IF EXISTS fault ON rag.query_log")
+
+
+@pytest.mark.parametrize("boundary", ["after-data", "before-data", "mid-data"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_a_fault_at_a_commit_boundary_resumes_with_nothing_lost_or_doubled(source, target, boundary, batch):
+    """query_log has no key: a batch copied twice would stay twice."""
+    _arm_fault(target, boundary, batch, batch_rows=60)
+    with pytest.raises(psycopg.Error, match="injected fault"):
+        migrate(source, target, batch_rows=60, workers=1)
+    with psycopg.connect(target) as conn:
+        copied = conn.execute("SELECT count(*) FROM rag.query_log").fetchone()[0]
+        checkpointed = conn.execute(
+            "SELECT rows_copied FROM rag_migration.table_progress WHERE table_name = 'rag.query_log'"
+        ).fetchone()[0]
+    # Only whole, checkpointed batches are in: the failed batch left nothing behind.
+    assert copied == checkpointed < 500
+    assert copied > 0 or (boundary, batch) == ("after-data", 1)
+    _disarm_fault(target)
+    report = migrate(source, target, batch_rows=60, workers=1)
+    assert report.ok
+    by_table = {t.table: t for t in report.tables}
+    assert by_table["rag.query_log"].target_rows == 500 and by_table["rag.query_log"].checksum_match
