@@ -217,3 +217,78 @@ def test_the_schema_knows_every_nested_key_and_its_bounds():
     for stack in ("dev", "prod"):
         values, _ = stack_config(stack)
         parse_settings({k.split(":", 1)[1]: v for k, v in values.items()}, stack=stack)
+
+
+# (values, accepted) on both sides of each bound: the last accepted value and the first refused.
+BOUNDARIES = [
+    ({"qdrant": {"nodes": 1}}, True),
+    ({"qdrant": {"nodes": 0}}, False),
+    ({"qdrant": {"nodes": 5}}, True),
+    ({"qdrant": {"nodes": 4}}, False),
+    ({"qdrant": {"lbPort": 65535}}, True),
+    ({"qdrant": {"lbPort": 65536}}, False),
+    ({"qdrant": {"lbPort": 1}}, True),
+    ({"qdrant": {"lbPort": 0}}, False),
+    ({"qdrant": {"memoryMb": 64}}, True),
+    ({"qdrant": {"memoryMb": 63}}, False),
+    ({"qdrant": {"image": "qdrant/qdrant:v1.13.3"}}, True),
+    ({"qdrant": {"image": "qdrant/qdrant:v1.13.2"}}, False),
+    ({"qdrant": {"collections": [{"name": "c", "vectorSize": 65536}]}}, True),
+    ({"qdrant": {"collections": [{"name": "c", "vectorSize": 65537}]}}, False),
+    ({"qdrant": {"collections": [{"name": "c", "vectorSize": 1}]}}, True),
+    ({"qdrant": {"collections": [{"name": "c", "vectorSize": 0}]}}, False),
+    ({"qdrant": {"collections": [{"name": "c", "vectorSize": 8, "replicationFactor": 3}]}}, True),
+    ({"qdrant": {"collections": [{"name": "c", "vectorSize": 8, "replicationFactor": 4}]}}, False),
+    (
+        {
+            "qdrant": {
+                "collections": [
+                    {"name": "c", "vectorSize": 8, "replicationFactor": 2, "writeConsistencyFactor": 2}
+                ]
+            }
+        },
+        True,
+    ),
+    ({"qdrant": {"collections": [{"name": "c", "vectorSize": 8, "writeConsistencyFactor": 0}]}}, False),
+    ({"qdrant": {"collections": [{"name": "c" * 255, "vectorSize": 8}]}}, True),
+    ({"qdrant": {"collections": [{"name": "c" * 256, "vectorSize": 8}]}}, False),
+    ({"neon": {"pgVersion": 17}}, True),
+    (
+        {
+            "neon": {
+                "pgVersion": 14,
+                "computeImage": "ghcr.io/neondatabase/compute-node-v14:release-compute-9073",
+            }
+        },
+        True,
+    ),
+    ({"neon": {"pgVersion": 13}}, False),
+    ({"neon": {"safekeepers": 31}}, True),
+    ({"neon": {"safekeepers": 32}}, False),
+    ({"neon": {"safekeepers": 1}}, True),
+    ({"neon": {"branches": [{"name": "b", "compute": True, "computePort": 65535}]}}, True),
+    ({"neon": {"branches": [{"name": "b", "compute": True, "computePort": 65536}]}}, False),
+    ({"neon": {"branches": [{"name": "a" * 63}]}}, True),
+    ({"neon": {"branches": [{"name": "a" * 64}]}}, False),
+    ({"kong": {"rateLimit": {"minute": 100, "hour": 100}}}, True),
+    ({"kong": {"rateLimit": {"minute": 100, "hour": 99}}}, False),
+    ({"kong": {"rateLimit": {"second": 1}}}, True),
+    ({"kong": {"rateLimit": {"second": 0}}}, False),
+    ({"kong": {"cors": {"maxAge": 0}}}, True),
+    ({"kong": {"cors": {"maxAge": -1}}}, False),
+    ({"migration": {"postgres": {"batchRows": 1}}}, True),
+    ({"migration": {"postgres": {"batchRows": 0}}}, False),
+    ({"migration": {"qdrant": {"batchSize": 1}}}, True),
+    ({"migration": {"qdrant": {"batchSize": 0}}}, False),
+]
+
+
+@pytest.mark.parametrize(
+    ("values", "accepted"), BOUNDARIES, ids=[f"{i}-{a}" for i, (_, a) in enumerate(BOUNDARIES)]
+)
+def test_both_sides_of_every_bound(values, accepted):
+    if accepted:
+        parse_settings(values, stack="dev")
+    else:
+        with pytest.raises(SettingsError):
+            parse_settings(values, stack="dev")
