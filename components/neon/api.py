@@ -7,6 +7,7 @@ retried with backoff until a deadline; permanent ones raise NeonApiError with Ne
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,26 @@ from tenacity import (
 )
 
 RETRIED_STATUSES = {429, 503}
+# The controller passes a pageserver's 429/406/409/412/500 on as 409 "Conflict: {node} {status}:
+# {status} {msg}" (storage_controller/src/service.rs passthrough_api_error).
+_PASSTHROUGH = re.compile(r"Conflict: \d+ \([^)]*\) (\d{3})\b")
+
+
+def pageserver_status(status: int, payload: Any) -> int:
+    """The status the pageserver gave, seen through the controller's 409 wrapping."""
+    match = _PASSTHROUGH.match(message(payload)) if status == 409 else None
+    return int(match[1]) if match else status
+
+
+def transient(status: int, payload: Any) -> bool:
+    """Worth another try: the controller or pageserver is busy or starting, a create of the
+    same id is in progress (pageserver 429), or no pageserver is schedulable yet (the first
+    heartbeat marks a freshly registered node Active, service.rs do_tenant_create)."""
+    return (
+        status in RETRIED_STATUSES
+        or pageserver_status(status, payload) == 429
+        or (status == 409 and "Failed to schedule" in message(payload))
+    )
 
 
 class NeonApiError(RuntimeError):
@@ -50,7 +71,8 @@ class NeonApi:
     ) -> tuple[int, Any]:
         """Send until the answer is not transient; return (status, json) for any non-retried status.
 
-        Statuses in `ok` and all 4xx other than 429 are returned to the caller, which decides.
+        Statuses in `ok` and every answer that is not `transient` are returned to the caller,
+        which decides.
         """
         retrying = Retrying(
             retry=retry_if_exception_type(_TransientError),
@@ -74,14 +96,15 @@ class NeonApi:
             ) from None
         except requests.Timeout:
             raise _TransientError(f"{method} {path} timed out") from None
-        if response.status_code in RETRIED_STATUSES:
-            raise _TransientError(f"{method} {path} answered {response.status_code}: {_msg(_json(response))}")
-        return response.status_code, _json(response)
+        payload = _json(response)
+        if transient(response.status_code, payload):
+            raise _TransientError(f"{method} {path} answered {response.status_code}: {message(payload)}")
+        return response.status_code, payload
 
     def expect(self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (200, 201)) -> Any:
         status, payload = self.request(method, path, body, ok)
         if status not in ok:
-            raise NeonApiError(f"{method} {path} answered {status}: {_msg(payload)}", status)
+            raise NeonApiError(f"{method} {path} answered {status}: {message(payload)}", status)
         return payload
 
     def wait_until_gone(self, path: str, what: str) -> None:
@@ -91,7 +114,7 @@ class NeonApi:
             status, payload = self.request("GET", path)
             if status not in (200, 404, 409):
                 raise NeonApiError(
-                    f"while deleting {what}: GET {path} answered {status}: {_msg(payload)}", status
+                    f"while deleting {what}: GET {path} answered {status}: {message(payload)}", status
                 )
             return status == 404
 
@@ -117,7 +140,8 @@ def _json(response: requests.Response) -> Any:
         return {"msg": response.text[:300]}
 
 
-def _msg(payload: Any) -> str:
+def message(payload: Any) -> str:
+    """Neon's error text (`{"msg": ...}`), or the body cut short."""
     if isinstance(payload, dict) and "msg" in payload:
         return str(payload["msg"])
     return str(payload)[:300]

@@ -53,9 +53,11 @@ class NeonDatabase(pulumi.ComponentResource):
         password = secret_or_generated(f"{name}-password", args.password, parent=self)
         controller_url = self.storage.controller_url
 
-        def hex_id(what: str) -> pulumi.Output[str]:
-            # 32 lowercase hex characters, kept in state so every run targets the same ids.
-            return random.RandomId(f"{name}-{what}-id", byte_length=16, opts=child).hex
+        def hex_id(what: str, keepers: dict[str, pulumi.Input[str]] | None = None) -> pulumi.Output[str]:
+            # 32 lowercase hex characters, kept in state so every run targets the same ids; a
+            # change of a keeper draws a new id, so a re-created timeline never inherits the
+            # old one's safekeeper state (nor its 24 h tombstone there).
+            return random.RandomId(f"{name}-{what}-id", byte_length=16, keepers=keepers, opts=child).hex
 
         tenant_id = hex_id("tenant")
         self.tenant = NeonTenant(
@@ -74,7 +76,13 @@ class NeonDatabase(pulumi.ComponentResource):
             ("main", None, None, None),
             *((b.name, b.parent, b.lsn, b.timestamp) for b in settings.branches),
         ]:
-            timeline_ids[branch_name] = hex_id(f"timeline-{branch_name}")
+            # main is never re-created (NeonTimeline refuses it); a branch is, when it moves.
+            keepers = (
+                {"parent": timeline_ids[parent], "lsn": lsn or "", "timestamp": timestamp or ""}
+                if parent
+                else None
+            )
+            timeline_ids[branch_name] = hex_id(f"timeline-{branch_name}", keepers)
             timelines[branch_name] = NeonTimeline(
                 f"{name}-timeline-{branch_name}",
                 NeonTimelineArgs(
@@ -86,6 +94,7 @@ class NeonDatabase(pulumi.ComponentResource):
                     ancestor_timeline_id=timeline_ids[parent] if parent else None,
                     ancestor_start_lsn=lsn,
                     ancestor_timestamp=timestamp,
+                    safekeeper_urls=tuple(self.storage.safekeeper_api_urls),
                 ),
                 pulumi.ResourceOptions(
                     parent=self, depends_on=[self.tenant, *([timelines[parent]] if parent else [])]

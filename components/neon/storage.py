@@ -60,6 +60,7 @@ class NeonStorage(pulumi.ComponentResource):
 
     controller_url: pulumi.Output[str]
     status_urls: pulumi.Output[dict]
+    safekeeper_api_urls: list[str]
     pageserver: docker.Container
     safekeepers: list[docker.Container]
     controller: docker.Container
@@ -170,6 +171,12 @@ class NeonStorage(pulumi.ComponentResource):
         self.controller_url = pulumi.Output.from_input(
             f"http://{'localhost' if local else LOOPBACK}:{CONTROLLER_PORT}"
         )
+        # Each safekeeper's API on the loopback of its host (the same tunnel rule as the
+        # controller): timeline deletion removes the timeline from every one of them.
+        self.safekeeper_api_urls = [
+            f"http://{'localhost' if local else LOOPBACK}:{settings.safekeeper_http_port + i}"
+            for i in range(settings.safekeepers)
+        ]
         self.status_urls = pulumi.Output.from_input(
             {
                 "storageController": f"http://{LOOPBACK}:{CONTROLLER_PORT}/status",

@@ -241,3 +241,24 @@ def test_notify_endpoint_answers_the_controllers_puts(nginx, tmp_path):
     for path in ("/notify-attach", "/notify-safekeepers"):
         assert requests.put(f"http://127.0.0.1:{port}{path}", json=body, timeout=5).status_code == 200
     assert requests.put(f"http://127.0.0.1:{port}/other", json=body, timeout=5).status_code == 404
+
+
+def test_a_branch_id_is_drawn_anew_when_its_start_point_moves(program):
+    """The id's keepers are the branch's start point: a moved branch is a new timeline, never the
+    old id re-created (safekeepers keep the old one's WAL, or its tombstone, under that id)."""
+    branches = [{"name": "dev"}, {"name": "pitr", "parent": "dev", "timestamp": "2026-11-01T11:00:00Z"}]
+    run = program("prod", overrides={"neon": {"safekeepers": 3, "branches": branches}})
+    main_id = run.named("neon-timeline-main-id").inputs
+    assert not main_id.get("keepers")
+    dev = run.named("neon-timeline-dev-id").inputs["keepers"]
+    assert dev == {
+        "parent": run.named("neon-timeline-main").inputs["timeline_id"],
+        "lsn": "",
+        "timestamp": "",
+    }
+    pitr = run.named("neon-timeline-pitr-id").inputs["keepers"]
+    assert pitr["timestamp"] == "2026-11-01T11:00:00Z"
+    assert pitr["parent"] == run.named("neon-timeline-dev").inputs["timeline_id"]
+    # Deletion reaches every safekeeper.
+    urls = run.named("neon-timeline-pitr").inputs["safekeeper_urls"]
+    assert urls == [f"http://127.0.0.1:{7676 + i}" for i in range(3)]
