@@ -20,6 +20,11 @@ BROKER_ALIAS = "storage-broker"
 BROKER_PORT = 50051
 CONTROLLER_ALIAS = "storage-controller"
 CONTROLLER_PORT = 1234
+# The pageserver's libpq port inside its container and on the stack network. It is fixed: the
+# pageserver registers this address with the controller, which refuses a re-registration under
+# another one forever ("Node is already registered with different address", service.rs
+# node_register). `neon.pageserverPgPort` only moves the port published on the host.
+PAGESERVER_PG_PORT = 6400
 NOTIFY_ALIAS = "neon-notify"
 NOTIFY_PORT = 8080
 MINIO_ALIAS = "minio"
@@ -68,14 +73,14 @@ class RemoteStorage:
         }
 
 
-def render_pageserver_toml(storage: RemoteStorage, pg_port: int) -> str:
+def render_pageserver_toml(storage: RemoteStorage) -> str:
     """pageserver.toml with a real storage controller (no emergency mode, facts §7.1, §7.6)."""
     return render_toml(
         {
             "broker_endpoint": f"http://{BROKER_ALIAS}:{BROKER_PORT}",
             "pg_distrib_dir": "/usr/local/",
             # Explicit addresses: the built-in defaults are 127.0.0.1:64000 and 127.0.0.1:9898.
-            "listen_pg_addr": f"0.0.0.0:{pg_port}",
+            "listen_pg_addr": f"0.0.0.0:{PAGESERVER_PG_PORT}",
             "listen_http_addr": f"0.0.0.0:{PAGESERVER_HTTP_PORT}",
             "remote_storage": storage.table("/pageserver/"),
             "control_plane_api": f"http://{CONTROLLER_ALIAS}:{CONTROLLER_PORT}/upcall/v1/",
@@ -88,12 +93,12 @@ def render_identity_toml(node_id: int = PAGESERVER_NODE_ID) -> str:
     return render_toml({"id": node_id})
 
 
-def render_metadata_json(pg_port: int) -> str:
+def render_metadata_json() -> str:
     """The pageserver registers itself with the controller from this file on every start."""
     return json.dumps(
         {
             "host": PAGESERVER_ALIAS,
-            "port": pg_port,
+            "port": PAGESERVER_PG_PORT,
             "http_host": PAGESERVER_ALIAS,
             "http_port": PAGESERVER_HTTP_PORT,
             "availability_zone_id": AVAILABILITY_ZONE,

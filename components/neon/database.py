@@ -10,7 +10,7 @@ import pulumi
 import pulumi_random as random
 
 from components.neon.compute import NeonCompute, NeonComputeArgs
-from components.neon.config import COMPUTE_PG_PORT, ComputeSpec, render_compute_config
+from components.neon.config import COMPUTE_PG_PORT, PAGESERVER_PG_PORT, ComputeSpec, render_compute_config
 from components.neon.rag_schema import RagSchema, RagSchemaArgs
 from components.neon.settings import NeonSettings
 from components.neon.storage import NeonStorage, NeonStorageArgs
@@ -111,7 +111,7 @@ class NeonDatabase(pulumi.ComponentResource):
                     ComputeSpec(
                         tenant_id=values[0],
                         timeline_id=values[1],
-                        pageserver_pg_port=settings.pageserver_pg_port,
+                        pageserver_pg_port=PAGESERVER_PG_PORT,
                         safekeepers=settings.safekeepers,
                         database=settings.database,
                         user=settings.user,

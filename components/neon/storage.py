@@ -25,6 +25,7 @@ from components.neon.config import (
     NOTIFY_PORT,
     PAGESERVER_ALIAS,
     PAGESERVER_HTTP_PORT,
+    PAGESERVER_PG_PORT,
     RemoteStorage,
     render_identity_toml,
     render_metadata_json,
@@ -103,14 +104,14 @@ class NeonStorage(pulumi.ComponentResource):
             uploads=[
                 docker.ContainerUploadArgs(
                     file=f"{PAGESERVER_WORKDIR}/pageserver.toml",
-                    content=render_pageserver_toml(storage, settings.pageserver_pg_port),
+                    content=render_pageserver_toml(storage),
                 ),
                 docker.ContainerUploadArgs(
                     file=f"{PAGESERVER_WORKDIR}/identity.toml", content=render_identity_toml()
                 ),
                 docker.ContainerUploadArgs(
                     file=f"{PAGESERVER_WORKDIR}/metadata.json",
-                    content=render_metadata_json(settings.pageserver_pg_port),
+                    content=render_metadata_json(),
                 ),
             ],
             volumes=[self._volume("pageserver", "/data", 0)],
@@ -119,7 +120,7 @@ class NeonStorage(pulumi.ComponentResource):
                     internal=PAGESERVER_HTTP_PORT, external=PAGESERVER_HTTP_PORT, ip=LOOPBACK
                 ),
                 docker.ContainerPortArgs(
-                    internal=settings.pageserver_pg_port, external=settings.pageserver_pg_port, ip=LOOPBACK
+                    internal=PAGESERVER_PG_PORT, external=settings.pageserver_pg_port, ip=LOOPBACK
                 ),
             ],
             networks_advanced=hosts.attach(PAGESERVER_ALIAS),
@@ -314,6 +315,9 @@ class NeonStorage(pulumi.ComponentResource):
                 f"--listen=0.0.0.0:{CONTROLLER_PORT}",
                 f"--control-plane-url=http://{NOTIFY_ALIAS}:{NOTIFY_PORT}",
                 "--max-offline-interval=10s",
+                # The default 5 s makes the controller exit when its database comes up later,
+                # as after a host reboot (storage_controller/src/main.rs, persistence.rs).
+                "--db-connect-timeout=120s",
                 "--heartbeat-interval=1s",
             ],
             envs=[database_url],

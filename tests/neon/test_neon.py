@@ -183,7 +183,7 @@ STORAGE_S3 = RemoteStorage(bucket="neon", region="eu-north-1")
 
 
 def test_pageserver_toml_runs_with_the_controller():
-    config = tomllib.loads(render_pageserver_toml(STORAGE_S3, 6400))
+    config = tomllib.loads(render_pageserver_toml(STORAGE_S3))
     assert config["listen_pg_addr"] == "0.0.0.0:6400" and config["listen_http_addr"] == "0.0.0.0:9898"
     assert config["broker_endpoint"] == "http://storage-broker:50051"
     assert config["control_plane_api"] == "http://storage-controller:1234/upcall/v1/"
@@ -199,7 +199,7 @@ def test_pageserver_toml_runs_with_the_controller():
 
 def test_identity_and_metadata():
     assert tomllib.loads(render_identity_toml()) == {"id": 1}
-    assert json.loads(render_metadata_json(6400)) == {
+    assert json.loads(render_metadata_json()) == {
         "host": "pageserver",
         "port": 6400,
         "http_host": "pageserver",
@@ -262,3 +262,19 @@ def test_a_branch_id_is_drawn_anew_when_its_start_point_moves(program):
     # Deletion reaches every safekeeper.
     urls = run.named("neon-timeline-pitr").inputs["safekeeper_urls"]
     assert urls == [f"http://127.0.0.1:{7676 + i}" for i in range(3)]
+
+
+def test_pageserver_pg_port_moves_only_the_published_port(program):
+    """The registered address never changes: the controller would refuse the pageserver forever."""
+    run = program("dev", overrides={"neon": {"safekeepers": 1, "pageserverPgPort": 7400}})
+    pageserver = run.named("neon-storage-pageserver").inputs
+    assert {"internal": 6400, "external": 7400, "ip": "127.0.0.1"} in pageserver["ports"]
+    uploads = {u["file"]: u["content"] for u in unwrap_secrets(pageserver["uploads"])}
+    assert json.loads(uploads["/data/.neon/metadata.json"])["port"] == 6400
+    assert 'listen_pg_addr = "0.0.0.0:6400"' in uploads["/data/.neon/pageserver.toml"]
+    compute = json.loads(
+        unwrap_secrets(run.named("neon-compute-main-container").inputs["uploads"])[0]["content"]
+    )
+    assert "port=6400" in compute["spec"]["pageserver_connstring"]
+    controller = run.named("neon-storage-controller").inputs["command"]
+    assert "--db-connect-timeout=120s" in controller
