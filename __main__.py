@@ -15,7 +15,12 @@ settings = load_settings()
 
 hosts = DockerHosts(
     "docker",
-    DockerHostsArgs(project=settings.project, stack=settings.stack, hosts=settings.docker_hosts),
+    DockerHostsArgs(
+        project=settings.project,
+        stack=settings.stack,
+        hosts=settings.docker_hosts,
+        retain_volumes=settings.is_prod,
+    ),
 )
 
 neon = (

@@ -51,6 +51,8 @@ class ProgramRun:
     secret_outputs: set[str]
     depends_on: dict[str, set[str]] = field(default_factory=dict)
     """Logical name -> logical names of its explicit `depends_on` (resource options)."""
+    retained: set[str] = field(default_factory=set)
+    """Logical names registered with `retain_on_delete` (resource options)."""
 
     def of_type(self, typ: str) -> list[RegisteredResource]:
         return [r for r in self.resources if r.typ == typ]
@@ -186,12 +188,15 @@ def run_program(
                 secret_outputs.add(name)
 
     depends_on: dict[str, set[str]] = {}
+    retained: set[str] = set()
 
     def record_options(args: pulumi.ResourceTransformationArgs) -> None:
         # Mocks never see resource options; a (legacy) stack transformation runs client-side.
         declared = args.opts.depends_on if args.opts else None
         resources = declared if isinstance(declared, list) else [declared] if declared else []
         depends_on[args.name] = {r._name for r in resources if isinstance(r, pulumi.Resource)}
+        if args.opts and args.opts.retain_on_delete:
+            retained.add(args.name)
 
     @pulumi.runtime.test
     def program():
@@ -201,5 +206,9 @@ def run_program(
 
     program()
     return ProgramRun(
-        resources=mocks.resources, outputs=outputs, secret_outputs=secret_outputs, depends_on=depends_on
+        resources=mocks.resources,
+        outputs=outputs,
+        secret_outputs=secret_outputs,
+        depends_on=depends_on,
+        retained=retained,
     )

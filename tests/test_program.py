@@ -148,3 +148,13 @@ def test_app_env_urls_reach_the_tiers_from_a_container_on_the_stack_network(prog
     # The host-side URLs are separate outputs, for the machine running Pulumi.
     assert urlsplit(run.outputs["kongProxyUrl"]).port == 8000
     assert urlsplit(run.outputs["qdrantUrl"]).port == 6333
+
+
+def test_prod_keeps_every_data_volume_when_its_resource_goes(program):
+    """`pulumi destroy` of prod rolls the services back and leaves the data."""
+    prod = program("prod")
+    volumes = {r.name for r in prod.of_type("docker:index/volume:Volume")}
+    assert volumes and volumes <= prod.retained
+    assert {"qdrant-storage-0", "neon-storage-pageserver-data", "neon-storage-controller-db-data"} <= volumes
+    dev = program("dev")
+    assert not {r.name for r in dev.of_type("docker:index/volume:Volume")} & dev.retained

@@ -51,6 +51,9 @@ class DockerHostsArgs:
     """Stack name, second part of every Docker object name and of the labels."""
     hosts: Sequence[str]
     """Docker host URLs (`unix://…`, `ssh://user@host`); several hosts must form a Docker Swarm."""
+    retain_volumes: bool = False
+    """Keep every data volume when its resource is deleted (prod): `pulumi destroy` then rolls
+    back the services and leaves the data; README "Rolling back" says how to remove it."""
 
 
 class DockerHosts(pulumi.ComponentResource):
@@ -145,7 +148,9 @@ class DockerHosts(pulumi.ComponentResource):
             resource_name,
             name=f"{self.prefix}-{docker_name}",
             labels=self.volume_labels(component),
-            opts=opts,
+            opts=pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(retain_on_delete=self._args.retain_volumes)
+            ),
         )
 
     def pull(self, resource_name: str, image: str, opts: pulumi.ResourceOptions) -> docker.RemoteImage:

@@ -162,6 +162,7 @@ class QdrantCluster(pulumi.ComponentResource):
                     replication_factor=collection.replication_factor,
                     write_consistency_factor=collection.write_consistency_factor,
                     expected_peers=settings.nodes,
+                    delete_with_points=collection.delete_with_points,
                 ),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.lb, *nodes]),
             )

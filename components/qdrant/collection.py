@@ -22,6 +22,16 @@ IMMUTABLE = ("name", "vector_size", "distance", "shard_number")
 MUTABLE = ("replication_factor", "write_consistency_factor")
 # Replica states that serve reads (facts/qdrant.md §2.3); anything else is not yet healthy.
 HEALTHY_STATES = {"Active"}
+# Creating a collection waits up to 10 s for consensus and 10 s more for every peer to apply it
+# (qdrant lib/storage/src/dispatcher.rs, CONSENSUS_META_OP_WAIT): the client waits longer.
+CREATE_TIMEOUT_S = 60.0
+IMMUTABLE_CHANGE = (
+    "Qdrant fixes it when the collection is created, and replacing the collection would drop "
+    "every point. The safe path: add a collection under a new name with the new parameters to "
+    "qdrant.collections, copy the points (python -m migration.qdrant --source <qdrantUrl> --target "
+    "<qdrantUrl> --collection {old} --target-collection <new>), switch the application to the new "
+    "name, then remove the old entry (with deleteWithPoints: true once it may go)"
+)
 
 
 class QdrantApiError(RuntimeError):
@@ -41,9 +51,9 @@ class _Api:
         if self.api_key:
             self.session.headers["api-key"] = self.api_key
 
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    def call(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> tuple[int, Any]:
         response = self.session.request(
-            method, f"{self.base_url.rstrip('/')}{path}", json=body, timeout=self.timeout
+            method, f"{self.base_url.rstrip('/')}{path}", json=body, timeout=timeout or self.timeout
         )
         try:
             payload = response.json()
@@ -53,8 +63,8 @@ class _Api:
             raise QdrantApiError(f"{method} {path}: the API key was refused ({response.status_code})")
         return response.status_code, payload
 
-    def result(self, method: str, path: str, body: Any = None) -> Any:
-        status, payload = self.call(method, path, body)
+    def result(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> Any:
+        status, payload = self.call(method, path, body, timeout)
         if status >= 300:
             error = payload.get("status", {}).get("error") if isinstance(payload, dict) else payload
             raise QdrantApiError(f"{method} {path} answered {status}: {error}")
@@ -210,6 +220,7 @@ class QdrantCollectionProvider(ResourceProvider):
                     "replication_factor": int(props["replication_factor"]),
                     "write_consistency_factor": int(props["write_consistency_factor"]),
                 },
+                timeout=CREATE_TIMEOUT_S,
             )
         else:
             # Adopt an identical collection (a re-run after a lost state); never overwrite data.
@@ -230,16 +241,17 @@ class QdrantCollectionProvider(ResourceProvider):
         )
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = [key for key in IMMUTABLE if olds.get(key) != news.get(key)]
-        watched = (*IMMUTABLE, *MUTABLE, "url", "api_key", "expected_peers")
+        fixed = [key for key in IMMUTABLE if olds.get(key) != news.get(key)]
+        if fixed:
+            # Refused at preview: never a silent drop-and-recreate of a collection with data.
+            found = ", ".join(f"{key} {olds.get(key)!r} -> {news.get(key)!r}" for key in fixed)
+            raise QdrantApiError(
+                f"collection {olds.get('name')!r}: {found} cannot change in place. "
+                + IMMUTABLE_CHANGE.format(old=olds.get("name"))
+            )
+        watched = (*MUTABLE, "url", "api_key", "expected_peers", "delete_with_points")
         changed = [key for key in watched if olds.get(key) != news.get(key)]
-        return DiffResult(
-            changes=bool(changed),
-            replaces=replaces,
-            stables=["name"] if "name" not in replaces else [],
-            # Two collections with one name cannot coexist.
-            delete_before_replace=True,
-        )
+        return DiffResult(changes=bool(changed), replaces=[], stables=["name"])
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         api = self._api(news)
@@ -251,6 +263,14 @@ class QdrantCollectionProvider(ResourceProvider):
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         api = self._api(props)
+        status, info = api.call("GET", f"/collections/{props['name']}")
+        points = (info.get("result") or {}).get("points_count") if status == 200 else 0
+        if points and not props.get("delete_with_points"):
+            raise QdrantApiError(
+                f"collection {props['name']!r} holds {points} points; refusing to delete it. To delete it "
+                "on purpose, set deleteWithPoints: true on its qdrant.collections entry, run pulumi up, "
+                "then remove the entry"
+            )
         status, payload = api.call("DELETE", f"/collections/{props['name']}")
         if status >= 300 and status != 404:
             raise QdrantApiError(f"DELETE /collections/{props['name']} answered {status}: {payload}")
@@ -270,6 +290,8 @@ class QdrantCollectionArgs:
     replication_factor: int
     write_consistency_factor: int
     expected_peers: int
+    delete_with_points: bool = False
+    """Opt-in: without it, deleting the resource refuses to drop a collection that holds points."""
     cluster_timeout: float = 300.0
     replica_timeout: float = 300.0
 
@@ -292,6 +314,7 @@ class QdrantCollection(pulumi.dynamic.Resource, module="qdrant", name="Collectio
             "replication_factor": args.replication_factor,
             "write_consistency_factor": args.write_consistency_factor,
             "expected_peers": args.expected_peers,
+            "delete_with_points": args.delete_with_points,
             "cluster_timeout": args.cluster_timeout,
             "replica_timeout": args.replica_timeout,
             "shard_count": None,

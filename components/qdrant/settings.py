@@ -3,10 +3,11 @@
 from collections.abc import Mapping
 from typing import Any, Self
 
-from pydantic import model_validator
+from pydantic import ValidationInfo, model_validator
 
 from components.platform.settings import (
     DEFAULT_NGINX_IMAGE,
+    FLAG,
     IMAGE,
     PORT,
     ConfigModel,
@@ -36,6 +37,15 @@ class CollectionSettings(ConfigModel):
     replication_factor: whole(1) = 1
     """Defaults to min(2, nodes) (filled in by QdrantSettings); at most the number of nodes."""
     write_consistency_factor: whole(1) = 1
+    delete_with_points: FLAG = False
+    """Opt-in to deleting the collection while it holds points (default: dev true, prod false)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dev_data_is_disposable(cls, data: Any, info: ValidationInfo) -> Any:
+        if isinstance(data, Mapping) and (info.context or {}).get("environment") != "prod":
+            return {"deleteWithPoints": True, **data}
+        return data
 
     @model_validator(mode="after")
     def _writes_wait_for_existing_replicas(self) -> Self:

@@ -124,15 +124,41 @@ def test_wrong_api_key_is_named(cluster, provider):
         provider.create(props(cluster.url, api_key="wrong"))
 
 
-def test_diff_announces_replace_for_immutable_parameters(provider):
+@pytest.mark.parametrize(("key", "value"), [("vector_size", 768), ("shard_number", 6), ("distance", "Dot")])
+def test_a_fixed_parameter_change_is_refused_at_preview_with_the_migration_path(provider, key, value):
+    """Replacing the collection would drop every point, the migrated ones included."""
     old = props("http://x")
-    for key, value in (("vector_size", 768), ("shard_number", 6), ("distance", "Dot")):
-        diff = provider.diff("docs_index_mxbai", old, {**old, key: value})
-        assert diff.changes is True
-        assert diff.replaces == [key]
-        assert diff.delete_before_replace is True
+    with pytest.raises(QdrantApiError) as err:
+        provider.diff("docs_index_mxbai", old, {**old, key: value})
+    message = str(err.value)
+    assert f"{key} {old[key]!r} -> {value!r} cannot change in place" in message
+    assert "--collection docs_index_mxbai --target-collection <new>" in message
     same = provider.diff("docs_index_mxbai", old, dict(old))
     assert same.changes is False and same.replaces == []
+
+
+def test_deleting_a_collection_that_holds_points_needs_the_opt_in(cluster, provider):
+    provider.create(props(cluster.url))
+    cluster.collections["docs_index_mxbai"]["points_count"] = 3087
+    with pytest.raises(
+        QdrantApiError, match=r"holds 3087 points; refusing to delete it.*deleteWithPoints: true"
+    ):
+        provider.delete("docs_index_mxbai", props(cluster.url))
+    assert "docs_index_mxbai" in cluster.collections and not cluster.calls("DELETE")
+    provider.delete("docs_index_mxbai", props(cluster.url, delete_with_points=True))
+    assert "docs_index_mxbai" not in cluster.collections
+
+
+def test_an_empty_collection_is_deleted_without_the_opt_in(cluster, provider):
+    provider.create(props(cluster.url))
+    provider.delete("docs_index_mxbai", props(cluster.url))
+    assert "docs_index_mxbai" not in cluster.collections
+
+
+def test_the_opt_in_is_an_update_only(provider):
+    old = props("http://x")
+    diff = provider.diff("docs_index_mxbai", old, {**old, "delete_with_points": True})
+    assert diff.changes and diff.replaces == []
 
 
 def test_changed_replication_factor_is_an_update_and_reported(cluster, provider, monkeypatch):

@@ -135,3 +135,14 @@ def test_start_order_node_zero_then_followers_then_lb_then_collections(program, 
     assert deps["qdrant-node-1"] == deps["qdrant-node-2"] == {"qdrant-node-0"}
     assert deps["qdrant-lb"] == {"qdrant-node-0", "qdrant-node-1", "qdrant-node-2"}
     assert {"qdrant-lb", "qdrant-node-0"} <= deps["qdrant-collection-docs_index_mxbai"]
+
+
+def test_collections_keep_their_points_in_prod_unless_opted_in(program):
+    collection = "qdrant-collection-docs_index_mxbai"
+    assert program("prod").named(collection).inputs["delete_with_points"] is False
+    assert program("dev").named(collection).inputs["delete_with_points"] is True
+    collections = [
+        {"name": "docs_index_mxbai", "vectorSize": 1024, "shardNumber": 6, "deleteWithPoints": True}
+    ]
+    run = program("prod", overrides={"qdrant": {"nodes": 3, "memoryMb": 4096, "collections": collections}})
+    assert run.named(collection).inputs["delete_with_points"] is True
