@@ -164,7 +164,13 @@ class QdrantCluster(pulumi.ComponentResource):
                     expected_peers=settings.nodes,
                     delete_with_points=collection.delete_with_points,
                 ),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.lb, *nodes]),
+                # Without the opt-in the collection outlives its resource: `pulumi destroy` (and
+                # removing the entry) leave its points in the node volumes.
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    depends_on=[self.lb, *nodes],
+                    retain_on_delete=not collection.delete_with_points,
+                ),
             )
             for collection in settings.collections
         ]

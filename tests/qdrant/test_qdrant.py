@@ -139,8 +139,9 @@ def test_start_order_node_zero_then_followers_then_lb_then_collections(program, 
 
 def test_collections_keep_their_points_in_prod_unless_opted_in(program):
     collection = "qdrant-collection-docs_index_mxbai"
-    assert program("prod").named(collection).inputs["delete_with_points"] is False
-    assert program("dev").named(collection).inputs["delete_with_points"] is True
+    prod, dev = program("prod"), program("dev")
+    assert prod.named(collection).inputs["delete_with_points"] is False and collection in prod.retained
+    assert dev.named(collection).inputs["delete_with_points"] is True and collection not in dev.retained
     collections = [
         {"name": "docs_index_mxbai", "vectorSize": 1024, "shardNumber": 6, "deleteWithPoints": True}
     ]
