@@ -28,6 +28,12 @@ def test_prod_defaults_to_a_safekeeper_quorum():
         {"environment": "prod", "kong": {"cors": {"origins": ["https://a.example"]}}}, stack="p"
     )
     assert settings.neon.safekeepers == 3
+    # A default, not a rule: the stack file's own count wins.
+    five = parse_settings(
+        {"environment": "prod", "neon": {"safekeepers": 5}, "kong": {"cors": {"origins": ["https://a"]}}},
+        stack="p",
+    )
+    assert five.neon.safekeepers == 5
 
 
 def test_settings_are_immutable():
@@ -47,6 +53,18 @@ def test_image_version_reads_tags():
 BAD = [
     ({"qdrant": {"nodes": 2}}, "rag-infra:qdrant.nodes must be an odd number >= 1, got 2"),
     ({"qdrant": {"nodes": "3"}}, "rag-infra:qdrant.nodes must be an odd number >= 1, got '3'"),
+    ({"qdrant": {"nodes": True}}, "rag-infra:qdrant.nodes must be an odd number >= 1, got True"),
+    (
+        {"migration": {"postgres": {"enabled": True}}, "features": {"neon": False}},
+        "rag-infra:migration.postgres.enabled needs the Neon tier (features.neon: true)",
+    ),
+    (
+        {
+            "migration": {"qdrant": {"enabled": True, "sourceUrl": "http://old:6333", "collections": ["c"]}},
+            "features": {"qdrantCluster": False},
+        },
+        "rag-infra:migration.qdrant.enabled needs the Qdrant cluster",
+    ),
     ({"qdrant": {"nodez": 3}}, "rag-infra:qdrant has unknown key(s) nodez; allowed: collections, image,"),
     (
         {"qdrant": {"image": "qdrant/qdrant"}},

@@ -129,3 +129,34 @@ def test_patterns_for_named_sites_are_not(prod_run, origin):
 def test_an_empty_origin_list_is_a_wildcard_to_kong(prod_run):
     run = mutated(prod_run, edit_kong_yml(lambda d: d["plugins"][0]["config"].update(origins=[])))
     assert "kong-cors-origins-not-wildcard" in rules_broken(run)
+
+
+@pytest.fixture(scope="module")
+def prod_with_manager():
+    return run_program(
+        "prod",
+        overrides={
+            "kong": {
+                "database": "off",
+                "memoryMb": 1024,
+                "manager": True,
+                "cors": {"origins": ["https://a.example"]},
+            }
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("port", "what"), [(8001, "admin API"), (8100, "status listener"), (8002, "Kong Manager")]
+)
+def test_every_kong_operator_port_must_stay_on_loopback(prod_with_manager, port, what):
+    def publish(run) -> None:
+        for entry in by_name(run, "kong-kong").inputs["ports"]:
+            if entry["internal"] == port:
+                entry["ip"] = "0.0.0.0"
+
+    assert "kong-admin-loopback-only" not in rules_broken(prod_with_manager)
+    violations = evaluate(mutated(prod_with_manager, publish), "prod", "prod")
+    assert [v.message for v in violations if v.rule == "kong-admin-loopback-only"] == [
+        f"Kong's {what} (port {port}) is published on 0.0.0.0; use 127.0.0.1"
+    ]

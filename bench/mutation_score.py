@@ -1,0 +1,403 @@
+"""Plant realistic defects in the product code, one at a time, and count how many the tests catch.
+
+    venv/bin/python -m bench.mutation_score [--only SUBSTRING]
+
+Each mutant is a one-place change that a hurried edit could make (a bound off by one, a check
+dropped, an order swapped, a wrong name). For each, the tests that cover its module run with
+`-x`; a failure is a catch. The source is restored after every mutant, also on Ctrl-C. Prints
+one line per mutant and the score; exits 0 whatever the score (a measurement, not a gate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+SETTINGS_TESTS = ("tests/test_settings.py", "tests/kong/test_kong.py")
+LB_TESTS = ("tests/qdrant/test_lb_nginx.py", "tests/qdrant/test_qdrant.py")
+COLLECTION_TESTS = ("tests/qdrant/test_collection.py", "tests/qdrant/test_qdrant.py")
+NEON_TESTS = ("tests/neon",)
+KONG_TESTS = ("tests/kong", "tests/policies")
+PG_TESTS = ("tests/migration/test_postgres_migration.py",)
+QM_TESTS = ("tests/migration/test_qdrant_migration.py",)
+POLICY_TESTS = ("tests/policies",)
+PROGRAM_TESTS = ("tests/test_program.py", "tests/neon/test_neon.py", "tests/qdrant/test_qdrant.py",
+                 "tests/migration")  # fmt: skip
+
+MUTANTS = [
+    # settings
+    Mutant(
+        "qdrant nodes may be even",
+        "components/qdrant/settings.py",
+        "nodes: whole(1, odd=True) = 3",
+        "nodes: whole(1) = 3",
+        SETTINGS_TESTS,
+    ),
+    Mutant(
+        "replication factor == nodes refused",
+        "components/qdrant/settings.py",
+        "if collection.replication_factor > self.nodes:",
+        "if collection.replication_factor >= self.nodes:",
+        SETTINGS_TESTS,
+    ),
+    Mutant(
+        "write consistency == replication refused",
+        "components/qdrant/settings.py",
+        "if self.write_consistency_factor > self.replication_factor:",
+        "if self.write_consistency_factor >= self.replication_factor:",
+        SETTINGS_TESTS,
+    ),
+    Mutant(
+        "32 safekeepers accepted",
+        "components/neon/settings.py",
+        "safekeepers: whole(1, 31) = 1",
+        "safekeepers: whole(1, 32) = 1",
+        SETTINGS_TESTS,
+    ),
+    Mutant(
+        "prod quorum default overrides the stack file",
+        "components/neon/settings.py",
+        'return {"safekeepers": 3, **data}',
+        'return {**data, "safekeepers": 3}',
+        SETTINGS_TESTS,
+    ),
+    Mutant(
+        "rate limit equal periods refused",
+        "components/kong/settings.py",
+        "if large_limit < small_limit:",
+        "if large_limit <= small_limit:",
+        SETTINGS_TESTS,
+    ),
+    Mutant(
+        "prod CORS defaults to *",
+        "components/kong/settings.py",
+        'return {**data, "origins": [] if prod else ["*"]}',
+        'return {**data, "origins": ["*"]}',
+        SETTINGS_TESTS,
+    ),
+    Mutant(
+        "booleans count as numbers",
+        "components/platform/settings.py",
+        "valid = isinstance(value, int) and not isinstance(value, bool)",
+        "valid = isinstance(value, int)",
+        SETTINGS_TESTS,
+    ),
+    Mutant(
+        "latest tag accepted",
+        "components/platform/settings.py",
+        'or match["tag"] == "latest":',
+        "or False:",
+        SETTINGS_TESTS,
+    ),
+    Mutant(
+        "postgres migration without the Neon tier",
+        "components/settings.py",
+        "            if not self.features.neon:",
+        "            if False:",
+        SETTINGS_TESTS,
+    ),
+    # the LB config
+    Mutant(
+        "no Connection header reset (keepalive off)",
+        "components/qdrant/lb_config.py",
+        """'            proxy_set_header Connection "";',""",
+        "",
+        LB_TESTS,
+    ),
+    Mutant(
+        "every POST retried",
+        "components/qdrant/lb_config.py",
+        'http_504" + (" non_idempotent" if retry_posts else "")',
+        'http_504 non_idempotent"',
+        LB_TESTS,
+    ),
+    Mutant(
+        "no POST retried",
+        "components/qdrant/lb_config.py",
+        'http_504" + (" non_idempotent" if retry_posts else "")',
+        'http_504"',
+        LB_TESTS,
+    ),
+    Mutant(
+        "no re-resolution of node names",
+        "components/qdrant/lb_config.py",
+        'server_params += " resolve"',
+        'server_params += ""',
+        LB_TESTS,
+    ),
+    Mutant(
+        "503 not retried",
+        "components/qdrant/lb_config.py",
+        'retry_on = "error timeout http_502 http_503 http_504"',
+        'retry_on = "error timeout http_502 http_504"',
+        LB_TESTS,
+    ),
+    # the collection provider
+    Mutant(
+        "Partial counted as healthy",
+        "components/qdrant/collection.py",
+        'HEALTHY_STATES = {"Active"}',
+        'HEALTHY_STATES = {"Active", "Partial"}',
+        COLLECTION_TESTS,
+    ),
+    Mutant(
+        "create before all peers joined",
+        "components/qdrant/collection.py",
+        "if len(peers) >= expected_peers and",
+        "if len(peers) >= 1 and",
+        COLLECTION_TESTS,
+    ),
+    Mutant(
+        "a shard with no replica passes",
+        "components/qdrant/collection.py",
+        "missing = [s for s in range(shard_number) if s not in placement]",
+        "missing = []",
+        COLLECTION_TESTS,
+    ),
+    Mutant(
+        "adopt a collection with another distance",
+        "components/qdrant/collection.py",
+        'for key in ("vector_size", "distance", "shard_number")',
+        'for key in ("vector_size", "shard_number")',
+        COLLECTION_TESTS,
+    ),
+    Mutant(
+        "shard_number changes in place",
+        "components/qdrant/collection.py",
+        'IMMUTABLE = ("name", "vector_size", "distance", "shard_number")',
+        'IMMUTABLE = ("name", "vector_size", "distance")',
+        COLLECTION_TESTS,
+    ),
+    Mutant(
+        "points deleted without the opt-in",
+        "components/qdrant/collection.py",
+        'if points and not props.get("delete_with_points"):',
+        "if False:",
+        COLLECTION_TESTS,
+    ),
+    # the Neon config and providers
+    Mutant(
+        "compute names one safekeeper too few",
+        "components/neon/config.py",
+        "for i in range(count)]",
+        "for i in range(count - 1)]",
+        NEON_TESTS + POLICY_TESTS,
+    ),
+    Mutant(
+        "compute reaches the pageserver's http port",
+        "components/neon/config.py",
+        'pageserver = f"host={PAGESERVER_ALIAS} port={spec.pageserver_pg_port}"',
+        'pageserver = f"host={PAGESERVER_ALIAS} port={PAGESERVER_HTTP_PORT}"',
+        NEON_TESTS,
+    ),
+    Mutant(
+        "pageserver registers under another name",
+        "components/neon/config.py",
+        '"host": PAGESERVER_ALIAS,',
+        '"host": "pageserver-0",',
+        NEON_TESTS,
+    ),
+    Mutant(
+        "PITR past accepted",
+        "components/neon/timeline.py",
+        'if kind == "present":',
+        'if kind in ("present", "past"):',
+        NEON_TESTS,
+    ),
+    Mutant(
+        "main may be replaced",
+        "components/neon/timeline.py",
+        "    changed = [k for k in MAIN_IDENTITY if olds.get(k) != news.get(k)]",
+        "    changed = []",
+        NEON_TESTS,
+    ),
+    Mutant(
+        "safekeepers keep deleted timelines",
+        "components/neon/timeline.py",
+        'for url in props.get("safekeeper_urls") or []:',
+        "for url in []:",
+        NEON_TESTS,
+    ),
+    # the Kong config
+    Mutant(
+        "jwt key claim is sub",
+        "components/kong/config.py",
+        '"key_claim_name": "iss",',
+        '"key_claim_name": "sub",',
+        KONG_TESTS,
+    ),
+    Mutant(
+        "exp not verified",
+        "components/kong/config.py",
+        '"claims_to_verify": ["exp"],',
+        '"claims_to_verify": [],',
+        KONG_TESTS,
+    ),
+    Mutant("paths match as prefixes", "components/kong/config.py", '+ "(/|$)"', '+ ""', KONG_TESTS),
+    # the Postgres migration
+    Mutant(
+        "checksum ignores binary-hashed columns",
+        "migration/postgres/engine.py",
+        "if send else ident)",
+        "if False else ident)",
+        PG_TESTS,
+    ),
+    Mutant(
+        "checkpoint committed apart from its data",
+        "migration/postgres/engine.py",
+        "            copied = tcur.rowcount\n            tcur.execute(",
+        "            copied = tcur.rowcount\n        with tgt.transaction(), tgt.cursor() as tcur:\n"
+        "            tcur.execute(",
+        PG_TESTS,
+    ),
+    Mutant(
+        "foreign rows in a started table ignored",
+        "migration/postgres/engine.py",
+        "if target_rows != rows_copied:",
+        "if False:",
+        PG_TESTS,
+    ),
+    # the Qdrant migration
+    Mutant(
+        "sample payloads not compared",
+        "migration/qdrant/engine.py",
+        "elif src_points[point_id].payload != tgt_points[point_id].payload:",
+        "elif False:",
+        QM_TESTS,
+    ),
+    Mutant(
+        "recall compares the source with itself",
+        "migration/qdrant/engine.py",
+        "lambda v=vector, u=using: target.query_points(\n                    target_collection,",
+        "lambda v=vector, u=using: source.query_points(\n                    source_collection,",
+        QM_TESTS,
+    ),
+    Mutant(
+        "vectors never differ",
+        "migration/qdrant/engine.py",
+        "return bool(np.allclose(left, right, rtol=0, atol=1e-6))",
+        "return True",
+        QM_TESTS,
+    ),
+    # the policies
+    Mutant(
+        "even quorums pass",
+        "policies/common.py",
+        "return members < minimum or members % 2 == 0",
+        "return members < minimum",
+        POLICY_TESTS,
+    ),
+    Mutant(
+        "Kong status listener may be public",
+        "policies/kong_rules.py",
+        '    8100: "status listener",\n',
+        "",
+        POLICY_TESTS,
+    ),
+    Mutant(
+        "memory limits not required",
+        "policies/container_rules.py",
+        'if not plain(args.props.get("memory")):',
+        "if False:",
+        POLICY_TESTS,
+    ),
+    Mutant(
+        "latest images pass",
+        "policies/common.py",
+        'return bool(tag) and tag != "latest"',
+        "return bool(tag)",
+        POLICY_TESTS,
+    ),
+    Mutant(
+        "quorum on fewer hosts passes",
+        "policies/stack_rules.py",
+        "if len(hosts) < min(minimum, len(members)):",
+        "if len(hosts) < 1:",
+        POLICY_TESTS,
+    ),
+    # the program
+    Mutant(
+        "qdrant migration before its collection",
+        "__main__.py",
+        "pulumi.ResourceOptions(depends_on=[qdrant.collection(collection.name)]),",
+        "None,",
+        PROGRAM_TESTS,
+    ),
+    Mutant(
+        "postgres migration before the schema",
+        "__main__.py",
+        "pulumi.ResourceOptions(depends_on=[neon.schema]),",
+        "None,",
+        PROGRAM_TESTS,
+    ),
+    Mutant(
+        "appEnv hands out the host URL",
+        "__main__.py",
+        "kong_gateway_url=kong.internal_url if kong else None,",
+        "kong_gateway_url=kong.proxy_url if kong else None,",
+        PROGRAM_TESTS,
+    ),
+    Mutant(
+        "prod volumes deleted with the stack",
+        "__main__.py",
+        "retain_volumes=settings.is_prod,",
+        "retain_volumes=False,",
+        PROGRAM_TESTS,
+    ),
+]
+
+
+def run(mutant: Mutant) -> tuple[str, float]:
+    path = ROOT / mutant.path
+    original = path.read_text()
+    if original.count(mutant.old) != 1:
+        return "stale (the code it mutates changed)", 0.0
+    started = time.monotonic()
+    try:
+        path.write_text(original.replace(mutant.old, mutant.new))
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *mutant.tests],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+    finally:
+        path.write_text(original)
+    return ("caught" if result.returncode != 0 else "SURVIVED"), time.monotonic() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", help="run the mutants whose name contains this")
+    args = parser.parse_args()
+    chosen = [m for m in MUTANTS if not args.only or args.only in m.name]
+    caught = valid = 0
+    for mutant in chosen:
+        verdict, seconds = run(mutant)
+        print(f"{verdict:>8}  {seconds:6.1f}s  {mutant.path}: {mutant.name}", flush=True)
+        if not verdict.startswith("stale"):
+            valid += 1
+            caught += verdict == "caught"
+    print(f"mutation score: {caught}/{valid} caught ({100.0 * caught / max(valid, 1):.0f}%)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

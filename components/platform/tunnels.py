@@ -1,0 +1,85 @@
+"""SSH tunnels to the operator ports a stack keeps on its hosts' loopback.
+
+    python -m components.platform.tunnels --stack prod [--run]
+
+The storage controller, the pageserver, each safekeeper's API and Kong's admin API listen on
+127.0.0.1 of the host they run on, so `pulumi up` (the Neon dynamic resources) and operators
+reach them through SSH port forwards from the machine that runs Pulumi. This prints one
+`ssh -f -N -L …` command per ssh:// host, forwarding each port to the same local port, as the
+stack's outputs name them; `--run` starts them (and fails on the first that cannot). The
+workflow in .github/workflows/pulumi.yml runs it before every preview and deploy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+import sys
+from urllib.parse import urlsplit
+
+from components.neon.config import CONTROLLER_PORT, PAGESERVER_HTTP_PORT
+from components.platform.hosts import round_robin
+from components.platform.settings import SettingsError
+from components.settings import StackSettings, parse_settings
+
+
+def forwards(settings: StackSettings) -> dict[str, list[int]]:
+    """ssh:// host URL -> the loopback ports of that host the program or an operator needs."""
+    hosts = list(settings.docker_hosts)
+    ports: dict[str, list[int]] = {url: [] for url in hosts}
+    if settings.features.neon:
+        ports[hosts[0]] += [CONTROLLER_PORT, PAGESERVER_HTTP_PORT, settings.neon.pageserver_pg_port]
+        for index, slot in enumerate(round_robin(settings.neon.safekeepers, len(hosts))):
+            ports[hosts[slot]].append(settings.neon.safekeeper_http_port + index)
+    if settings.features.kong_gateway:
+        ports[hosts[0]] += [settings.kong.admin_port, settings.kong.status_port]
+    return {url: sorted(set(p)) for url, p in ports.items() if url.startswith("ssh://") and p}
+
+
+def ssh_commands(settings: StackSettings) -> list[list[str]]:
+    """One backgrounded `ssh -N` with every forward of a host, per ssh:// host."""
+    commands = []
+    for url, ports in forwards(settings).items():
+        parts = urlsplit(url)
+        target = f"{parts.username}@{parts.hostname}" if parts.username else str(parts.hostname)
+        command = ["ssh", "-f", "-N", "-o", "ExitOnForwardFailure=yes", "-o", "BatchMode=yes"]
+        if parts.port:
+            command += ["-p", str(parts.port)]
+        for port in ports:
+            command += ["-L", f"127.0.0.1:{port}:127.0.0.1:{port}"]
+        commands.append([*command, target])
+    return commands
+
+
+def main(argv: list[str] | None = None) -> int:
+    from policies.program import PROJECT, stack_config
+
+    parser = argparse.ArgumentParser(
+        prog="python -m components.platform.tunnels", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--stack", required=True, help="stack whose Pulumi.<stack>.yaml names the hosts")
+    parser.add_argument("--run", action="store_true", help="start the tunnels instead of printing them")
+    args = parser.parse_args(argv)
+    try:
+        values, _ = stack_config(args.stack)
+        prefix = f"{PROJECT}:"
+        config = {k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}
+        config.pop("migration", None)  # needs secrets; the tunnels do not depend on it
+        settings = parse_settings(config, stack=args.stack)
+    except (OSError, SettingsError) as err:
+        print(f"tunnels: {err}", file=sys.stderr)
+        return 2
+    for command in ssh_commands(settings):
+        if not args.run:
+            print(shlex.join(command))
+            continue
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        if result.returncode != 0:
+            print(f"tunnels: {shlex.join(command)}: {result.stderr.strip()}", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
