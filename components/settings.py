@@ -17,6 +17,7 @@ from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, field_
 from pydantic.alias_generators import to_camel
 
 from components.kong.settings import KongSettings
+from components.neon.config import CONTROLLER_PORT, PAGESERVER_HTTP_PORT
 from components.neon.settings import NeonSettings
 from components.platform.settings import (
     FLAG,
@@ -97,6 +98,36 @@ class StackSettings(ConfigModel):
         if not isinstance(hosts, list | tuple) or not hosts:
             fail(f"must be a non-empty list of Docker host URLs, got {hosts!r}")
         return hosts
+
+    @model_validator(mode="after")
+    def _host_ports_unique_across_tiers(self) -> Self:
+        """Every tier publishes on the same hosts: two listeners on one port never both start."""
+        ports: dict[str, int] = {}
+        if self.features.qdrant_cluster:
+            ports |= {"qdrant.lbPort": self.qdrant.lb_port, "qdrant.lbGrpcPort": self.qdrant.lb_grpc_port}
+        if self.features.neon:
+            neon = self.neon
+            ports |= {"neon.computePort": neon.compute_port, "neon.pageserverPgPort": neon.pageserver_pg_port}
+            for i in range(neon.safekeepers):
+                ports[f"neon.safekeeperHttpPort (+{i}, safekeeper {i})"] = neon.safekeeper_http_port + i
+            for i, branch in enumerate(neon.branches):
+                if branch.compute_port:
+                    ports[f"neon.branches[{i}].computePort"] = branch.compute_port
+            ports |= {"the storage controller (fixed)": CONTROLLER_PORT}
+            ports |= {"the pageserver's HTTP API (fixed)": PAGESERVER_HTTP_PORT}
+        if self.features.kong_gateway:
+            kong = self.kong
+            ports |= {"kong.proxyPort": kong.proxy_port, "kong.adminPort": kong.admin_port}
+            ports |= {"kong.statusPort": kong.status_port}
+            if kong.manager:
+                ports["kong.managerPort"] = kong.manager_port
+        owners: dict[int, str] = {}
+        for owner, port in ports.items():
+            if port in owners:
+                first, second = (o if o.startswith("the ") else config_key(o) for o in (owners[port], owner))
+                fail(f"{first} and {second} both use host port {port}")
+            owners[port] = owner
+        return self
 
     @model_validator(mode="after")
     def _migrations_have_what_they_need(self, info: ValidationInfo) -> Self:
@@ -186,11 +217,25 @@ def _read_secret(name: str) -> pulumi.Output[str] | None:
     return pulumi.Output.secret(raw)
 
 
+def _refuse_look_alike_namespaces(keys: list[str]) -> None:
+    """`raginfra:qdrant` or `rag_infra:qdrant` would be silently ignored by the program."""
+
+    def folded(namespace: str) -> str:
+        return "".join(ch for ch in namespace.lower() if ch.isalnum())
+
+    for key in keys:
+        namespace, _, name = key.partition(":")
+        if namespace != PROJECT and folded(namespace) == folded(PROJECT):
+            raise SettingsError(f"config key {key} is not read: did you mean {config_key(name)}?")
+
+
 def load_settings() -> StackSettings:
     """Read and parse the running program's `rag-infra:` configuration."""
     config = pulumi.Config(PROJECT)
     prefix = f"{PROJECT}:"
-    present = [k[len(prefix) :] for k in pulumi.runtime.config.CONFIG.get() if k.startswith(prefix)]
+    keys = list(pulumi.runtime.config.CONFIG.get())
+    _refuse_look_alike_namespaces(keys)
+    present = [k[len(prefix) :] for k in keys if k.startswith(prefix)]
     values: dict[str, Any] = {}
     for name in present:
         if name in SECRET_KEYS:

@@ -112,4 +112,5 @@ def image_pinned(ref: str) -> bool:
         return True
     # A registry port (host:5000/repo) is not a tag: the tag follows the last slash.
     tag = match["tag"] if "/" not in (match["tag"] or "") else None
-    return bool(tag) and tag != "latest"
+    # A floating name (latest, dev, stable, alpine) carries no version number.
+    return bool(tag) and tag != "latest" and bool(re.search(r"\d", tag))

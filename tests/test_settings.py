@@ -55,6 +55,35 @@ BAD = [
     ({"qdrant": {"nodes": "3"}}, "rag-infra:qdrant.nodes must be an odd number >= 1, got '3'"),
     ({"qdrant": {"nodes": True}}, "rag-infra:qdrant.nodes must be an odd number >= 1, got True"),
     (
+        {"qdrant": {"image": "qdrant/qdrant:dev"}},
+        "rag-infra:qdrant.image must be an image pinned by a release tag or digest (a tag with a version), "
+        "got 'qdrant/qdrant:dev'",
+    ),
+    (
+        {"qdrant": {"collections": [{"name": "_rag_migration_offsets", "vectorSize": 8}]}},
+        "rag-infra:qdrant.collections[0].name must not start with _rag_migration",
+    ),
+    (
+        {"kong": {"routes": [ROUTE, {**ROUTE, "name": "rag-search-v2"}]}},
+        "rag-infra:kong.routes[].paths lists '/rag-search' twice",
+    ),
+    (
+        {"kong": {"proxyPort": 6333}},
+        "rag-infra:qdrant.lbPort and rag-infra:kong.proxyPort both use host port 6333",
+    ),
+    (
+        {"neon": {"computePort": 8000}},
+        "rag-infra:neon.computePort and rag-infra:kong.proxyPort both use host port 8000",
+    ),
+    (
+        {"neon": {"branches": [{"name": "b", "compute": True, "computePort": 8001}]}},
+        "rag-infra:neon.branches[0].computePort and rag-infra:kong.adminPort both use host port 8001",
+    ),
+    (
+        {"kong": {"statusPort": 1234}},
+        "the storage controller (fixed) and rag-infra:kong.statusPort both use host port 1234",
+    ),
+    (
         {"migration": {"postgres": {"enabled": True}}, "features": {"neon": False}},
         "rag-infra:migration.postgres.enabled needs the Neon tier (features.neon: true)",
     ),
@@ -310,3 +339,21 @@ def test_both_sides_of_every_bound(values, accepted):
     else:
         with pytest.raises(SettingsError):
             parse_settings(values, stack="dev")
+
+
+def test_a_port_of_a_tier_that_is_off_is_free():
+    settings = parse_settings(
+        {"features": {"kongGateway": False}, "neon": {"computePort": 8000}}, stack="dev"
+    )
+    assert settings.neon.compute_port == 8000
+
+
+@pytest.mark.parametrize("namespace", ["raginfra", "rag_infra", "RAG-Infra"])
+def test_look_alike_namespaces_are_reported(namespace):
+    from components.settings import _refuse_look_alike_namespaces
+
+    with pytest.raises(
+        SettingsError, match=rf"config key {namespace}:qdrant is not read: did you mean rag-infra:qdrant\?"
+    ):
+        _refuse_look_alike_namespaces(["rag-infra:environment", f"{namespace}:qdrant"])
+    _refuse_look_alike_namespaces(["rag-infra:qdrant", "aws:region"])

@@ -164,6 +164,8 @@ class KongSettings(ConfigModel):
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         unique([r.name for r in self.routes], "routes")
+        # Two routes on one path: Kong would pick one of them by its own priority rules.
+        unique([path for r in self.routes for path in r.paths], "routes[].paths")
         if self.database == "off" and self.rate_limit.policy == "cluster":
             # The cluster policy keeps its counters in Kong's database.
             fail("must be one of local, redis, got 'cluster'", "rateLimit.policy")

@@ -185,6 +185,9 @@ def _check_image(value: Any) -> str:
     match = _IMAGE_RE.fullmatch(value)
     if not match or not (match["tag"] or match["digest"]) or match["tag"] == "latest":
         fail(f"must be an image pinned by a release tag or digest (not `latest`), got {value!r}")
+    if match["tag"] and not match["digest"] and not re.search(r"\d", match["tag"]):
+        # `dev`, `stable`, `alpine`: names that move to other releases; they also hide the version.
+        fail(f"must be an image pinned by a release tag or digest (a tag with a version), got {value!r}")
     return value
 
 

@@ -26,10 +26,19 @@ DEFAULT_QDRANT_IMAGE = "qdrant/qdrant:v1.19.0"
 MIN_QDRANT_VERSION = (1, 13, 3)
 
 
+# The Qdrant migration keeps its checkpoints in a collection of this name on the target.
+RESERVED_PREFIX = "_rag_migration"
+
+
+def _not_reserved(name: str) -> None:
+    if name.startswith(RESERVED_PREFIX):
+        fail(f"must not start with {RESERVED_PREFIX} (the migration's own bookkeeping), got {name!r}")
+
+
 class CollectionSettings(ConfigModel):
     """One Qdrant collection created on the cluster with HA parameters."""
 
-    name: text(r"[A-Za-z0-9_-]{1,255}", "letters, digits, _ or -")
+    name: text(r"[A-Za-z0-9_-]{1,255}", "letters, digits, _ or -", check=_not_reserved)
     vector_size: whole(1, 65536)
     distance: text(choices=("Cosine", "Dot", "Euclid", "Manhattan")) = "Cosine"
     shard_number: whole(1) = 1

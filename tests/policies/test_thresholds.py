@@ -160,3 +160,13 @@ def test_every_kong_operator_port_must_stay_on_loopback(prod_with_manager, port,
     assert [v.message for v in violations if v.rule == "kong-admin-loopback-only"] == [
         f"Kong's {what} (port {port}) is published on 0.0.0.0; use 127.0.0.1"
     ]
+
+
+@pytest.mark.parametrize(
+    ("image", "pinned"),
+    [("qdrant/qdrant:dev", False), ("qdrant/qdrant:stable", False), ("qdrant/qdrant:v1.19.0", True),
+     ("registry:5000/q:1.2", True)],
+)  # fmt: skip
+def test_floating_tags_are_not_pinned(prod_run, image, pinned):
+    run = mutated(prod_run, set_input("qdrant-image-0", "name", image))
+    assert ("container-image-pinned" not in rules_broken(run)) == pinned
