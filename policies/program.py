@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 import runpy
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,15 +126,64 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return {}
 
 
+class StackFileError(ValueError):
+    """A project or stack file that cannot be read the way the Pulumi CLI reads it."""
+
+
+class _CoreSchemaLoader(yaml.SafeLoader):
+    """YAML 1.2's core schema, as the Pulumi CLI reads stack files (go-yaml v3): only true/false
+    are booleans (`off`, `yes` stay strings), timestamps stay strings, and `010` is ten."""
+
+
+_CoreSchemaLoader.yaml_implicit_resolvers = {
+    first: [
+        (tag, regex)
+        for tag, regex in resolvers
+        if tag.rsplit(":", 1)[-1] not in ("bool", "int", "float", "timestamp")
+    ]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+for _tag, _pattern, _first in (
+    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
+    (
+        "float",
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        "-+.0123456789",
+    ),
+):
+    _CoreSchemaLoader.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", re.compile(_pattern), list(_first))
+
+
+def _core_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    text = loader.construct_scalar(node)
+    if text.startswith(("0o", "0x")):
+        return int(text[2:], 8 if text[1] == "o" else 16)
+    return int(text, 10)
+
+
+_CoreSchemaLoader.add_constructor("tag:yaml.org,2002:int", _core_int)
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file read with the core schema; a syntax error names the file and the line."""
+    try:
+        return yaml.load(path.read_text(), Loader=_CoreSchemaLoader)  # noqa: S506 (a SafeLoader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"{path.name}:{mark.line + 1}:{mark.column + 1}" if mark else path.name
+        raise StackFileError(f"{where}: {err.problem or err.context}") from None
+
+
 def stack_config(stack: str) -> tuple[dict[str, Any], list[str]]:
     """The config values a `pulumi up` of `stack` would give the program, secrets as placeholders."""
-    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    project = read_yaml(ROOT / "Pulumi.yaml")
     values: dict[str, Any] = {}
     for key, spec in (project.get("config") or {}).items():
         if isinstance(spec, dict) and "default" in spec:
             full = key if ":" in key else f"{PROJECT}:{key}"
             values[full] = spec["default"]
-    stack_file = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text()) or {}
+    stack_file = read_yaml(ROOT / f"Pulumi.{stack}.yaml") or {}
     secret_keys = []
     for key, value in (stack_file.get("config") or {}).items():
         if isinstance(value, dict) and set(value) == {"secure"}:
