@@ -46,8 +46,10 @@ def test_the_core_schema_keeps_words_and_timestamps_as_strings(tmp_path):
 
 def test_unquoted_off_and_timestamps_read_as_the_cli_reads_them():
     text = (ROOT / "Pulumi.dev.yaml").read_text().replace('database: "off"', "database: off")
-    text = text.replace("  rag-infra:neon:\n    safekeepers: 1", "  rag-infra:neon:\n    safekeepers: 1\n"
-                        "    branches:\n      - name: pitr\n        timestamp: 2026-11-01T11:00:00Z")  # fmt: skip
+    branch = "\n    branches:\n      - name: pitr\n        timestamp: 2026-11-01T11:00:00Z"
+    text = text.replace(
+        "  rag-infra:neon:\n    safekeepers: 1", "  rag-infra:neon:\n    safekeepers: 1" + branch
+    )
     with stack_file("yaml-test-dev", text) as name:
         result = check(name)
     assert result.returncode == 0, result.stderr
