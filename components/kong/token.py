@@ -18,12 +18,23 @@ from typing import Any
 
 import jwt
 
+# A token lives at most a week: long enough for a batch job, short enough that a leaked one dies.
+MAX_TTL_SECONDS = 7 * 24 * 3600
+SHAPE = '{"consumers": [{"username": "...", "key": "...", "secret": "..."}]}'
+
 
 def issue_token(
     credentials: dict[str, Any], consumer: str, ttl_seconds: int, now: float | None = None
 ) -> str:
     """Token for `consumer` from the `kongJwtCredentials` output."""
-    by_name = {c["username"]: c for c in credentials.get("consumers", [])}
+    consumers = credentials.get("consumers") if isinstance(credentials, dict) else None
+    if not isinstance(consumers, list) or not all(isinstance(c, dict) for c in consumers):
+        raise ValueError(f"the credentials are not the kongJwtCredentials output; expected {SHAPE}")
+    for index, entry in enumerate(consumers):
+        missing = [field for field in ("username", "key", "secret") if not isinstance(entry.get(field), str)]
+        if missing:
+            raise ValueError(f"consumers[{index}] has no {', '.join(missing)}; expected {SHAPE}")
+    by_name = {c["username"]: c for c in consumers}
     if consumer not in by_name:
         known = ", ".join(sorted(by_name)) or "none"
         raise ValueError(f"no Kong consumer {consumer!r} in the stack outputs (consumers: {known})")
@@ -44,10 +55,17 @@ def _read_credentials(source: str | None, stack: str | None) -> dict[str, Any]:
         command = ["pulumi", "stack", "output", "kongJwtCredentials", "--show-secrets", "--json"]
         if stack:
             command += ["--stack", stack]
-        text = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    value = json.loads(text)
-    # `pulumi stack output --json` prints the output's JSON string as a JSON string.
-    return json.loads(value) if isinstance(value, str) else value
+        try:
+            text = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        except FileNotFoundError:
+            raise ValueError("the Pulumi CLI is not on PATH; pass --credentials FILE instead") from None
+    try:
+        value = json.loads(text)
+        # `pulumi stack output --json` prints the output's JSON string as a JSON string.
+        return json.loads(value) if isinstance(value, str) else value
+    except json.JSONDecodeError as err:
+        where = source if source and source != "-" else "the kongJwtCredentials output"
+        raise ValueError(f"{where} is not JSON ({err.msg} at line {err.lineno}); expected {SHAPE}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,16 +76,24 @@ def main(argv: list[str] | None = None) -> int:
         "--consumer", default="rag-client", help="Kong consumer username (default rag-client)"
     )
     parser.add_argument("--stack", help="Pulumi stack to read (default: the selected stack)")
-    parser.add_argument("--credentials", help="file with the kongJwtCredentials output, or - for stdin")
-    parser.add_argument("--ttl", type=int, default=3600, help="seconds until exp (default 3600)")
+    parser.add_argument(
+        "--credentials",
+        help=f"file with the kongJwtCredentials output, or - for stdin (JSON: {SHAPE}); "
+        "default: read it with the Pulumi CLI",
+    )
+    parser.add_argument(
+        "--ttl", type=int, default=3600, help=f"seconds until exp (default 3600, at most {MAX_TTL_SECONDS})"
+    )
     args = parser.parse_args(argv)
     try:
-        if args.ttl <= 0:
-            raise ValueError("--ttl must be a positive number of seconds")
+        if not 0 < args.ttl <= MAX_TTL_SECONDS:
+            raise ValueError(
+                f"--ttl must be between 1 and {MAX_TTL_SECONDS} seconds (a week), got {args.ttl}"
+            )
         token = issue_token(_read_credentials(args.credentials, args.stack), args.consumer, args.ttl)
     except (ValueError, OSError, subprocess.CalledProcessError) as err:
-        detail = getattr(err, "stderr", None) or str(err)
-        print(f"kong_token: {detail.strip()}", file=sys.stderr)
+        detail = (getattr(err, "stderr", None) or str(err)).strip().splitlines() or ["failed"]
+        print(f"kong.token: {detail[-1]}", file=sys.stderr)
         return 1
     print(token)
     return 0

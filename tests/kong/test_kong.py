@@ -328,3 +328,34 @@ def test_tokens_from_the_token_command_pass_the_rendered_kong_config(program, tm
     assert kong_jwt_verdict(kong_yml, "rag-search", f"Bearer {forged}") == (401, "Invalid signature")
     unsigned = jwt.encode(jwt.decode(token, options={"verify_signature": False}), None, algorithm="none")
     assert kong_jwt_verdict(kong_yml, "rag-search", f"Bearer {unsigned}") == (401, "Invalid algorithm")
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('{"consumers": [{"username": "a", "secret": "s"}]}', "consumers[0] has no key; expected"),
+        ('{"consumers": [{"username": "a", "key": "k"}]}', "consumers[0] has no secret; expected"),
+        (
+            '[{"username": "a", "key": "k", "secret": "s"}]',
+            "the credentials are not the kongJwtCredentials output",
+        ),
+        ('{"consumers": [', "is not JSON (Expecting value at line 1); expected"),
+    ],
+)
+def test_malformed_credentials_are_one_clear_line(tmp_path, capsys, content, expected):
+    credentials = tmp_path / "c.json"
+    credentials.write_text(content)
+    assert main(["--credentials", str(credentials)]) == 1
+    error = capsys.readouterr().err
+    assert len(error.strip().splitlines()) == 1 and error.startswith("kong.token: ") and expected in error
+
+
+@pytest.mark.parametrize(("ttl", "ok"), [(604800, True), (604801, False), (1, True), (0, False)])
+def test_the_ttl_has_a_ceiling_of_a_week(tmp_path, capsys, ttl, ok):
+    credentials = tmp_path / "c.json"
+    credentials.write_text(
+        json.dumps({"consumers": [{"username": "rag-client", "key": "k", "secret": "s" * 32}]})
+    )
+    assert main(["--credentials", str(credentials), "--ttl", str(ttl)]) == (0 if ok else 1)
+    if not ok:
+        assert "--ttl must be between 1 and 604800 seconds" in capsys.readouterr().err
