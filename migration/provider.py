@@ -35,6 +35,13 @@ def throttled_progress(
     return progress
 
 
+def log_status(prefix: str) -> Callable[[str], None]:
+    """A status callback (index builds, verification) that logs to `pulumi up`."""
+    import pulumi
+
+    return lambda message: pulumi.log.info(f"{prefix} {message}")
+
+
 class MigrationProvider(ResourceProvider):
     """Subclasses name their `inputs` and implement `run(props) -> outputs`."""
 

@@ -9,15 +9,37 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 
 from migration.postgres.catalog import MigrationError
-from migration.postgres.engine import migrate
+from migration.postgres.engine import MigrationInterruptedError, migrate
 
 
 def _print_progress(table: str, copied: int, total: int, rate: float) -> None:
     percent = 100.0 * copied / total if total else 100.0
     print(f"{table}: {copied}/{total} rows ({percent:.1f}%), {rate:,.0f} rows/s", file=sys.stderr, flush=True)
+
+
+def _print_status(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _stop_on_ctrl_c() -> threading.Event:
+    """Ctrl-C asks to stop at the next batch boundary; a second Ctrl-C stops at once (the running
+    batch is rolled back with its checkpoint, so a rerun still resumes cleanly)."""
+    stop = threading.Event()
+
+    def handler(signum, frame) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("migration.postgres: stopping after the running batches (Ctrl-C again to stop now)",
+              file=sys.stderr, flush=True)  # fmt: skip
+
+    signal.signal(signal.SIGINT, handler)
+    return stop
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,12 +64,21 @@ def main(argv: list[str] | None = None) -> int:
             apply_schema=args.apply_schema,
             workers=args.workers,
             progress=_print_progress,
+            status=_print_status,
+            stop=_stop_on_ctrl_c(),
         )
+    except MigrationInterruptedError as err:
+        print(f"migration.postgres: {err}", file=sys.stderr)
+        return 130
     except MigrationError as err:
         print(f"migration.postgres: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("migration.postgres: interrupted; run the same command again to resume", file=sys.stderr)
+        print(
+            "migration.postgres: stopped at once; the running batch was rolled back with its checkpoint: "
+            "run the same command again to resume",
+            file=sys.stderr,
+        )
         return 130
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))

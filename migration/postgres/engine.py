@@ -81,6 +81,12 @@ class MigrationReport:
 
 Progress = Callable[[str, int, int, float], None]
 """progress(table, rows_copied, source_rows, rows_per_second)"""
+Status = Callable[[str], None]
+"""status(message): the phases after the copy (index builds, verification, view refreshes)"""
+
+
+class MigrationInterruptedError(MigrationError):
+    """Stopped on request at a batch boundary; what is committed stays, a rerun resumes."""
 
 
 def connect(dsn: str, side: str, read_only: bool = False) -> psycopg.Connection:
@@ -248,7 +254,7 @@ def _defer_indexes(tgt: psycopg.Connection, table: Table) -> None:
             tgt.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(table.schema, name)))
 
 
-def _restore_indexes(tgt: psycopg.Connection, table: Table) -> None:
+def _restore_indexes(tgt: psycopg.Connection, table: Table, status: Status) -> None:
     """Rebuild deferred indexes (each once, even across a resumed run)."""
     rows = tgt.execute(
         sql.SQL("SELECT index_name, definition FROM {} WHERE table_name = %s ORDER BY index_name").format(
@@ -259,6 +265,7 @@ def _restore_indexes(tgt: psycopg.Connection, table: Table) -> None:
     if rows:
         tgt.execute(sql.SQL("SET maintenance_work_mem = {}").format(sql.Literal(INDEX_BUILD_MEMORY)))
     for name, definition in rows:
+        status(f"{table.qualified}: building index {name}")
         with tgt.transaction():
             exists = tgt.execute("SELECT to_regclass(%s)", (f'"{table.schema}"."{name}"',)).fetchone()[0]
             if exists is None:
@@ -279,6 +286,45 @@ def _check_columns(source: Table, target: Table) -> None:
             f"target table {target.qualified} has a different column set "
             f"(only in source: {', '.join(only_src) or '-'}; only in target: {', '.join(only_tgt) or '-'})"
         )
+    for column in source.columns:
+        found = target.column(column.name).type
+        if found != column.type:
+            # int -> text would copy "fine" and change every value's meaning; vector(768) vs
+            # vector(1024) would fail half way.
+            raise MigrationError(
+                f"target table {target.qualified} column {column.name} is {found}, "
+                f"the source's is {column.type}"
+            )
+
+
+def _identity(conn: psycopg.Connection) -> tuple[object, str]:
+    """Which server and database a connection reaches (names and ports can alias)."""
+    try:
+        server = conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()[0]
+    except psycopg.errors.InsufficientPrivilege:
+        server = conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0]
+    return server, conn.execute("SELECT current_database()").fetchone()[0]
+
+
+def _preflight(tgt: psycopg.Connection, targets: dict[str, Table]) -> None:
+    """Refuse, before anything is written, a target table this migration did not fill itself."""
+    progress = {}
+    if tgt.execute("SELECT to_regclass('rag_migration.table_progress')").fetchone()[0]:
+        progress = dict(
+            tgt.execute(sql.SQL("SELECT table_name, rows_copied FROM {}").format(PROGRESS)).fetchall()
+        )
+    for name, table in targets.items():
+        rows = tgt.execute(sql.SQL("SELECT count(*) FROM {}").format(_ident(table))).fetchone()[0]
+        if name not in progress and rows:
+            raise MigrationError(
+                f"target table {name} already holds {rows} rows that this migration did not write; "
+                "migrate into an empty table"
+            )
+        if name in progress and rows != progress[name]:
+            raise MigrationError(
+                f"target table {name} holds {rows} rows but this migration copied {progress[name]}: "
+                "it was changed by something else"
+            )
 
 
 def _start_state(tgt: psycopg.Connection, copier: _Copier) -> tuple[list[str] | None, bool, int]:
@@ -324,6 +370,8 @@ def _copy_table(
     batch_rows: int,
     source_rows: int,
     progress: Progress,
+    status: Status,
+    stop: threading.Event,
 ) -> TableReport:
     copier = _Copier(source_dsn, target_dsn, source, target, batch_rows)
     report = TableReport(table=source.qualified, mode=copier.mode, copy_format=copier.copy_format)
@@ -332,6 +380,9 @@ def _copy_table(
         last, completed, done_rows = _start_state(tgt, copier)
         report.copied_rows = done_rows
         while not completed:
+            if stop.is_set():
+                # Between batches: every batch so far is committed with its checkpoint.
+                raise MigrationInterruptedError(source.qualified)
             upper = copier.next_upper(src, last) if copier.mode != "whole" else None
             if copier.mode != "whole" and upper is None:
                 # Nothing after the last bound: mark the table complete.
@@ -351,7 +402,7 @@ def _copy_table(
             progress(
                 source.qualified, report.copied_rows, source_rows, (report.copied_rows - done_rows) / elapsed
             )
-        _restore_indexes(tgt, target)
+        _restore_indexes(tgt, target, status)
     report.duration_s = time.monotonic() - started
     return report
 
@@ -378,6 +429,8 @@ def migrate(
     apply_schema: bool = False,
     workers: int = 2,
     progress: Progress | None = None,
+    status: Status | None = None,
+    stop: threading.Event | None = None,
 ) -> MigrationReport:
     """Copy the RAG tables (plus `tables`) from source to target, then verify them.
 
@@ -388,16 +441,22 @@ def migrate(
         raise MigrationError(f"batch size must be at least 1, got {batch_rows}")
     started = time.monotonic()
     progress = progress or (lambda *_: None)
+    status = status or (lambda _: None)
+    stop = stop or threading.Event()
     wanted = list(dict.fromkeys([*RAG_TABLES, *tables]))
     with connect(source_dsn, "source", read_only=True) as src, connect(target_dsn, "target") as tgt:
+        if _identity(src) == _identity(tgt):
+            raise MigrationError("source and target are the same database; nothing was written")
         if apply_schema:
             from migration.schema import apply_schema as apply_project_schema
 
             apply_project_schema(target_dsn)
         sources = {name: read_table(src, name, "source") for name in wanted}
         targets = {name: read_table(tgt, name, "target") for name in wanted}
+        # Every refusal comes here, before the first write (bookkeeping included).
         for name in wanted:
             _check_columns(sources[name], targets[name])
+        _preflight(tgt, targets)
         levels = foreign_key_levels(tgt, wanted)
         _prepare_bookkeeping(tgt)
         counts = {
@@ -412,6 +471,10 @@ def migrate(
         with lock:
             progress(*args)
 
+    def locked_status(message: str) -> None:
+        with lock:
+            status(message)
+
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for level in levels:
             futures = {
@@ -424,15 +487,31 @@ def migrate(
                     batch_rows,
                     counts[name],
                     locked_progress,
+                    locked_status,
+                    stop,
                 )
                 for name in level
             }
+            errors = []
             for name, future in futures.items():
-                reports[name] = future.result()
+                try:
+                    reports[name] = future.result()
+                except MigrationInterruptedError as err:
+                    errors.append(err)
+            if errors:
+                raise MigrationInterruptedError(
+                    "stopped between batches; every batch copied so far is saved with its checkpoint: "
+                    "run the same command again to resume"
+                )
 
     report = MigrationReport(tables=[reports[name] for name in wanted])
     with ThreadPoolExecutor(max_workers=2) as pool:
         for table_report in report.tables:
+            if stop.is_set():
+                raise MigrationInterruptedError(
+                    "stopped during verification; the copy is complete: a rerun only verifies"
+                )
+            locked_status(f"{table_report.table}: verifying (row count and checksum on both sides)")
             source_sum = pool.submit(table_checksum, source_dsn, "source", sources[table_report.table])
             target_sum = pool.submit(table_checksum, target_dsn, "target", sources[table_report.table])
             (table_report.source_rows, src_hash), (table_report.target_rows, tgt_hash) = (
@@ -446,6 +525,7 @@ def migrate(
             _fix_sequences(tgt, targets[name])
         schemas = sorted({sources[name].schema for name in wanted})
         for view in materialized_views(tgt, schemas):
+            status(f"{view}: refreshing the materialized view")
             schema, name = view.split(".", 1)
             tgt.execute(sql.SQL("REFRESH MATERIALIZED VIEW {}").format(sql.Identifier(schema, name)))
             report.refreshed_views.append(view)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pulumi
 
-from migration.provider import MigrationProvider, throttled_progress
+from migration.provider import MigrationProvider, log_status, throttled_progress
 
 
 class PostgresMigrationProvider(MigrationProvider):
@@ -32,6 +32,7 @@ class PostgresMigrationProvider(MigrationProvider):
             tables=list(props.get("tables") or []),
             batch_rows=int(props["batch_rows"]),
             progress=throttled_progress("postgres migration", "rows"),
+            status=log_status("postgres migration"),
         )
         summary = report.as_dict()
         if not report.ok:

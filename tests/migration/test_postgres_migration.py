@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 
 import psycopg
 import pytest
@@ -401,3 +402,103 @@ def test_a_fault_at_a_commit_boundary_resumes_with_nothing_lost_or_doubled(sourc
     assert report.ok
     by_table = {t.table: t for t in report.tables}
     assert by_table["rag.query_log"].target_rows == 500 and by_table["rag.query_log"].checksum_match
+
+
+# -- refusals before the first write, Ctrl-C, progress after the copy ----------------------------
+
+
+def bookkeeping_exists(dsn: str) -> bool:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT to_regnamespace('rag_migration')").fetchone()[0] is not None
+
+
+def test_the_same_database_as_source_and_target_is_refused_writing_nothing(source):
+    before = checksums(source, "source")
+    line = _one_line_error(run_cli("--source", source, "--target", source))
+    assert line == "migration.postgres: source and target are the same database; nothing was written"
+    assert not bookkeeping_exists(source) and checksums(source, "source") == before
+
+
+def test_the_same_database_under_another_name_is_refused(source, postgres_server):
+    alias = source.replace("127.0.0.1", "localhost")
+    assert alias != source
+    line = _one_line_error(run_cli("--source", source, "--target", alias))
+    assert "source and target are the same database" in line and not bookkeeping_exists(source)
+
+
+def test_a_non_empty_last_table_is_refused_before_the_first_is_copied(source, target):
+    with psycopg.connect(target) as conn:
+        conn.execute(
+            "INSERT INTO rag.query_log (ts, query, latency_ms, result_count) VALUES (now(), 'q', 1, 1)"
+        )
+    line = _one_line_error(run_cli("--source", source, "--target", target))
+    assert "target table rag.query_log already holds 1 rows that this migration did not write" in line
+    with psycopg.connect(target) as conn:
+        assert conn.execute("SELECT count(*) FROM rag.collections").fetchone()[0] == 0
+    assert not bookkeeping_exists(target)
+
+
+@pytest.mark.parametrize(
+    ("alter", "expected"),
+    [
+        (
+            "ALTER TABLE rag.chunks ALTER COLUMN embedding TYPE vector(768) USING NULL",
+            "target table rag.chunks column embedding is vector(768), the source's is vector(1024)",
+        ),
+        (
+            "ALTER TABLE rag.query_log ALTER COLUMN top_k TYPE text",
+            "target table rag.query_log column top_k is text, the source's is integer",
+        ),
+    ],
+)
+def test_column_types_are_compared_before_anything_is_written(source, target, alter, expected):
+    with psycopg.connect(target) as conn:
+        conn.execute(alter)
+    line = _one_line_error(run_cli("--source", source, "--target", target))
+    assert expected in line
+    assert not bookkeeping_exists(target)
+
+
+def test_progress_goes_on_through_index_builds_and_verification(source, target):
+    result = run_cli("--source", source, "--target", target, "--batch-rows", "1000")
+    assert result.returncode == 0, result.stderr
+    assert "rag.chunks: building index chunks_embedding_hnsw_idx" in result.stderr
+    assert "rag.chunks: verifying (row count and checksum on both sides)" in result.stderr
+    assert "rag.query_log_hourly: refreshing the materialized view" in result.stderr
+
+
+def test_ctrl_c_stops_at_the_next_batch_and_says_what_a_rerun_does(source, target):
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "migration.postgres",
+            "--source",
+            source,
+            "--target",
+            target,
+            "--batch-rows",
+            "50",
+        ],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        if "rows (" in line:
+            process.send_signal(signal.SIGINT)
+            interrupted = time.monotonic()
+            break
+    rest = process.stderr.read()
+    process.wait(timeout=60)
+    assert process.returncode == 130
+    assert time.monotonic() - interrupted < 10
+    assert "stopping after the running batches" in rest
+    assert rest.strip().splitlines()[-1] == (
+        "migration.postgres: stopped between batches; every batch copied so far is saved with its "
+        "checkpoint: run the same command again to resume"
+    )
+    resumed = run_cli("--source", source, "--target", target, "--batch-rows", "50", "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["ok"]
