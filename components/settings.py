@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 import pulumi
 from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, field_validator, model_validator
@@ -214,7 +215,20 @@ def _read_secret(name: str) -> pulumi.Output[str] | None:
         raise SettingsError(
             f"{full_key} must be set as a secret (`pulumi config set --secret {name} ...`), not in plaintext"
         )
+    if name == "timescaleUrl" and not _looks_like_dsn(raw):
+        # The value is never repeated: it carries a password.
+        raise SettingsError(
+            f"{full_key} must be a postgresql:// URL or a libpq key=value string (host=… dbname=…); "
+            "the value set is neither (not shown: it is a secret)"
+        )
     return pulumi.Output.secret(raw)
+
+
+def _looks_like_dsn(text: str) -> bool:
+    scheme = urlsplit(text).scheme
+    return (scheme in ("postgres", "postgresql") and bool(urlsplit(text).hostname)) or (
+        "://" not in text and "=" in text
+    )
 
 
 def _refuse_look_alike_namespaces(keys: list[str]) -> None:

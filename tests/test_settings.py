@@ -357,3 +357,29 @@ def test_look_alike_namespaces_are_reported(namespace):
     ):
         _refuse_look_alike_namespaces(["rag-infra:environment", f"{namespace}:qdrant"])
     _refuse_look_alike_namespaces(["rag-infra:qdrant", "aws:region"])
+
+
+@pytest.mark.parametrize("source", ["http//old:6333", "old:6333", "relative/store", "ftp://old"])
+def test_the_qdrant_migration_source_is_checked_at_preview(source):
+    values = {"migration": {"qdrant": {"enabled": True, "sourceUrl": source, "collections": []}}}
+    with pytest.raises(
+        SettingsError, match=r"rag-infra:migration.qdrant.sourceUrl must be an http\(s\):// or grpc"
+    ):
+        parse_settings(values, stack="dev")
+
+
+@pytest.mark.parametrize("source", ["http://old-qdrant:6333", "grpc://old:6334", "/srv/qdrant/store"])
+def test_good_qdrant_migration_sources_pass(source):
+    values = {"migration": {"qdrant": {"sourceUrl": source}}}
+    assert parse_settings(values, stack="dev").migration.qdrant.source_url == source
+
+
+def test_a_malformed_timescale_url_is_refused_without_showing_it():
+    with pytest.raises(SettingsError) as err:
+        run_program(
+            "dev",
+            overrides={"migration": {"postgres": {"enabled": True}}},
+            secret_overrides={"timescaleUrl": "hunter2@timescale:5432"},
+        )
+    assert "rag-infra:timescaleUrl must be a postgresql:// URL" in str(err.value)
+    assert "hunter2" not in str(err.value)

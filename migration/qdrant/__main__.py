@@ -13,9 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
+import warnings
 
-from migration.qdrant.engine import QdrantMigrationError, migrate_collection
+from migration.qdrant.engine import QdrantMigrationError, QdrantMigrationInterruptedError, migrate_collection
 
 
 def _print_progress(collection: str, copied: int, total: int, rate: float) -> None:
@@ -25,6 +28,22 @@ def _print_progress(collection: str, copied: int, total: int, rate: float) -> No
         file=sys.stderr,
         flush=True,
     )
+
+
+def _stop_on_ctrl_c() -> threading.Event:
+    """Ctrl-C asks to stop after the running batch; a second one stops at once (the checkpoint
+    is written after each batch's points, so a rerun re-sends at most that batch)."""
+    stop = threading.Event()
+
+    def handler(signum, frame) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("migration.qdrant: stopping after the running batch (Ctrl-C again to stop now)",
+              file=sys.stderr, flush=True)  # fmt: skip
+
+    signal.signal(signal.SIGINT, handler)
+    return stop
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-consistency-factor", type=int)
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     args = parser.parse_args(argv)
+    # qdrant-client's local-mode advice comes as multi-line warnings: one-line output only.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"qdrant_client(\..*)?$")
     try:
         report = migrate_collection(
             args.source,
@@ -52,7 +73,11 @@ def main(argv: list[str] | None = None) -> int:
             source_api_key=os.environ.get("QDRANT_SOURCE_API_KEY") or None,
             target_api_key=os.environ.get("QDRANT_TARGET_API_KEY") or None,
             progress=_print_progress,
+            stop=_stop_on_ctrl_c(),
         )
+    except QdrantMigrationInterruptedError as err:
+        print(f"migration.qdrant: {err}", file=sys.stderr)
+        return 130
     except QdrantMigrationError as err:
         print(f"migration.qdrant: {err}", file=sys.stderr)
         return 1

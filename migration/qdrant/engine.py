@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
+import threading
 import time
 import uuid
 import warnings
@@ -37,6 +39,10 @@ GRPC_PORT = 6334
 
 class QdrantMigrationError(RuntimeError):
     """A one-line reason the migration cannot go on; it names the side and the collection."""
+
+
+class QdrantMigrationInterruptedError(QdrantMigrationError):
+    """Stopped on request between batches; the checkpoint names the last batch written."""
 
 
 @dataclass
@@ -82,9 +88,34 @@ def open_client(location: str, api_key: str | None, side: str) -> QdrantClient:
         return _open_client(location, api_key, side)
 
 
+URL_SCHEMES = ("http", "https", "grpc", "grpcs")
+# `http//host:6333`, `http:/host`, `localhost:6333`: a URL with a typo, not a folder name.
+_URL_LIKE = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*:|(?:https?|grpcs?)(?:/|$))")
+
+
+def _local_store(location: str, side: str) -> Path:
+    """The local-mode store at `location`; anything that is neither a URL nor a store is refused,
+    since QdrantClient(path=…) would quietly create a new store there."""
+    path = Path(location)
+    if (path / "meta.json").exists():
+        return path
+    schemes = ", ".join(f"{scheme}://" for scheme in URL_SCHEMES)
+    if "://" in location or _URL_LIKE.match(location):
+        raise QdrantMigrationError(f"{side}: {location!r} is not a URL ({schemes}) nor a local-mode store")
+    if side == "source":
+        # Never create anything on the source side.
+        raise QdrantMigrationError(f"source: no Qdrant local-mode store at {location}")
+    if not path.parent.is_dir() or (path.exists() and any(path.iterdir())):
+        raise QdrantMigrationError(
+            f"target: {location} is not a URL ({schemes}), a local-mode store, nor a new folder in an "
+            "existing one"
+        )
+    return path
+
+
 def _open_client(location: str, api_key: str | None, side: str) -> QdrantClient:
     parts = urlsplit(location)
-    if parts.scheme in ("http", "https", "grpc", "grpcs"):
+    if parts.scheme in URL_SCHEMES and parts.hostname:
         secure = parts.scheme in ("https", "grpcs")
         if parts.scheme.startswith("grpc") or parts.port == GRPC_PORT:
             return QdrantClient(
@@ -99,10 +130,7 @@ def _open_client(location: str, api_key: str | None, side: str) -> QdrantClient:
         return QdrantClient(url=location, api_key=api_key, check_compatibility=False, timeout=60)
     if location == ":memory:":
         return QdrantClient(location=":memory:")
-    path = Path(location)
-    if side == "source" and not (path / "meta.json").exists():
-        # QdrantClient(path=…) would create an empty store: never create anything on the source.
-        raise QdrantMigrationError(f"source: no Qdrant local-mode store at {location}")
+    path = _local_store(location, side)
     try:
         return QdrantClient(path=str(path))
     except RuntimeError as err:  # the store is locked by another client
@@ -116,6 +144,9 @@ def _describe(err: Exception) -> str:
         return f"answered {err.status_code}: {err.content[:200].decode(errors='replace')}"
     if isinstance(err, ResponseHandlingException):
         return f"cannot reach Qdrant: {type(err.source).__name__}: {err.source}"
+    code, details = getattr(err, "code", None), getattr(err, "details", None)
+    if callable(code) and callable(details):  # a gRPC error: its status and text, on one line
+        return f"gRPC {code().name}: {' '.join(str(details()).split())}"
     return f"{type(err).__name__}: {err}".splitlines()[0]
 
 
@@ -463,6 +494,7 @@ def migrate_collection(
     target_api_key: str | None = None,
     progress: Progress | None = None,
     sample_size: int = 100,
+    stop: threading.Event | None = None,
 ) -> QdrantMigrationReport:
     """Copy `collection` from source to target (scroll order, every vector and payload), verify."""
     if batch_size < 1:
@@ -508,6 +540,11 @@ def migrate_collection(
             # A run that copies everything sees every id: draw the verification sample on the way.
             reservoir = _Reservoir(sample_size) if state is None else None
             while not done:
+                if stop is not None and stop.is_set():
+                    raise QdrantMigrationInterruptedError(
+                        f"stopped between batches after {copied} of {total} points; the checkpoint is "
+                        "saved: run the same command again to resume"
+                    )
                 records, next_offset = with_retries(
                     "source",
                     "scroll",

@@ -462,3 +462,61 @@ def test_a_fault_at_a_commit_boundary_resumes_with_nothing_lost(
     assert resumed.ok, resumed.differences
     assert count(target) == 600 and resumed.payloads_match
     assert OFFSETS_COLLECTION not in collections(target)
+
+
+# -- locations that are neither URLs nor stores, gRPC errors, Ctrl-C -------------------------------
+
+
+@pytest.mark.parametrize(
+    "typo", ["http//127.0.0.1:6333", "http:/127.0.0.1:6333", "localhost:6333", "ftp://q:6333"]
+)
+def test_a_target_that_is_not_a_url_nor_a_store_is_refused(source, tmp_path, monkeypatch, typo):
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("--source", str(source), "--target", typo, "--collection", COLLECTION)
+    line = one_line(result)
+    assert line.startswith(
+        f"migration.qdrant: target: {typo!r} is not a URL (http://, https://, grpc://, grpcs://)"
+    )
+    assert list(tmp_path.iterdir()) == [tmp_path / "source"]  # no folder was created for the typo
+
+
+def test_a_target_in_a_missing_folder_is_refused(source, tmp_path):
+    line = one_line(
+        run_cli("--source", str(source), "--target", str(tmp_path / "no" / "t"), "--collection", COLLECTION)
+    )
+    assert "is not a URL (http://, https://, grpc://, grpcs://), a local-mode store, nor a new folder" in line
+
+
+def test_an_unreachable_grpc_target_is_one_readable_line(source):
+    line = one_line(
+        run_cli(
+            "--source", str(source), "--target", f"grpc://127.0.0.1:{free_port()}", "--collection", COLLECTION
+        )
+    )
+    assert line.startswith("migration.qdrant: target: ") and "gRPC UNAVAILABLE:" in line
+
+
+def test_ctrl_c_stops_after_the_running_batch_and_a_rerun_resumes(source, tmp_path):
+    target = tmp_path / "target"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "migration.qdrant", "--source", str(source), "--target", str(target),
+         "--collection", COLLECTION, "--batch-size", "64"],
+        cwd=ROOT, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stderr is not None
+    for line in process.stderr:
+        if "points (" in line:
+            process.send_signal(signal.SIGINT)
+            break
+    rest = process.stderr.read()
+    process.wait(timeout=60)
+    assert process.returncode == 130, rest
+    last = rest.strip().splitlines()[-1]
+    assert (
+        last.startswith("migration.qdrant: stopped between batches after ")
+        and "run the same command again" in last
+    )
+    assert "Traceback" not in rest
+    resumed = run_cli("--source", str(source), "--target", str(target), "--collection", COLLECTION, "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["ok"] and count(target) == 3087
