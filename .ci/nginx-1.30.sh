@@ -34,6 +34,8 @@ CONF
 for deb in "$APT"/debs/*.deb; do dpkg-deb -x "$deb" "$ROOT"; done
 PATCHELF=$(command -v patchelf || true)
 if [ -z "$PATCHELF" ]; then
+    # Debian 12's patchelf (it runs on this host), from the system's package lists.
+    apt-cache show patchelf >/dev/null 2>&1 || apt-get -qq update
     (cd "$APT" && apt-get -qq -o APT::Sandbox::User=root download patchelf && dpkg-deb -x patchelf_*.deb patchelf)
     PATCHELF=$APT/patchelf/usr/bin/patchelf
 fi
