@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
 
+from migration.cli import stop_on_ctrl_c
 from migration.postgres.catalog import MigrationError
 from migration.postgres.engine import MigrationInterruptedError, migrate
 
@@ -24,22 +23,6 @@ def _print_progress(table: str, copied: int, total: int, rate: float) -> None:
 
 def _print_status(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def _stop_on_ctrl_c() -> threading.Event:
-    """Ctrl-C asks to stop at the next batch boundary; a second Ctrl-C stops at once (the running
-    batch is rolled back with its checkpoint, so a rerun still resumes cleanly)."""
-    stop = threading.Event()
-
-    def handler(signum, frame) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        print("migration.postgres: stopping after the running batches (Ctrl-C again to stop now)",
-              file=sys.stderr, flush=True)  # fmt: skip
-
-    signal.signal(signal.SIGINT, handler)
-    return stop
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers,
             progress=_print_progress,
             status=_print_status,
-            stop=_stop_on_ctrl_c(),
+            stop=stop_on_ctrl_c("migration.postgres", "the running batches"),
         )
     except MigrationInterruptedError as err:
         print(f"migration.postgres: {err}", file=sys.stderr)

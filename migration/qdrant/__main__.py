@@ -13,11 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
-import threading
 import warnings
 
+from migration.cli import stop_on_ctrl_c
 from migration.qdrant.engine import QdrantMigrationError, QdrantMigrationInterruptedError, migrate_collection
 
 
@@ -28,22 +27,6 @@ def _print_progress(collection: str, copied: int, total: int, rate: float) -> No
         file=sys.stderr,
         flush=True,
     )
-
-
-def _stop_on_ctrl_c() -> threading.Event:
-    """Ctrl-C asks to stop after the running batch; a second one stops at once (the checkpoint
-    is written after each batch's points, so a rerun re-sends at most that batch)."""
-    stop = threading.Event()
-
-    def handler(signum, frame) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        print("migration.qdrant: stopping after the running batch (Ctrl-C again to stop now)",
-              file=sys.stderr, flush=True)  # fmt: skip
-
-    signal.signal(signal.SIGINT, handler)
-    return stop
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             source_api_key=os.environ.get("QDRANT_SOURCE_API_KEY") or None,
             target_api_key=os.environ.get("QDRANT_TARGET_API_KEY") or None,
             progress=_print_progress,
-            stop=_stop_on_ctrl_c(),
+            stop=stop_on_ctrl_c("migration.qdrant", "the running batch"),
         )
     except QdrantMigrationInterruptedError as err:
         print(f"migration.qdrant: {err}", file=sys.stderr)

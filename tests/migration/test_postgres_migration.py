@@ -54,6 +54,13 @@ def checksums(dsn: str, side: str) -> dict[str, tuple[int, str]]:
     return {name: table_checksum(dsn, side, table) for name, table in tables.items()}
 
 
+def start_cli(*args: str) -> subprocess.Popen:
+    """The command line running in the background, its progress readable on stderr."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "migration.postgres", *args], cwd=ROOT, stderr=subprocess.PIPE, text=True
+    )
+
+
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "migration.postgres", *args],
@@ -120,22 +127,7 @@ def test_a_changed_target_is_caught_by_verification(source, target):
 
 @pytest.mark.parametrize("kill_after_lines", [1, 4, 9])
 def test_sigkill_part_way_then_resume(source, target, kill_after_lines):
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "migration.postgres",
-            "--source",
-            source,
-            "--target",
-            target,
-            "--batch-rows",
-            "150",
-        ],
-        cwd=ROOT,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_cli("--source", source, "--target", target, "--batch-rows", "150")
     for lines, _ in enumerate(process.stderr, start=1):
         if lines >= kill_after_lines:
             process.send_signal(signal.SIGKILL)
@@ -468,22 +460,7 @@ def test_progress_goes_on_through_index_builds_and_verification(source, target):
 
 
 def test_ctrl_c_stops_at_the_next_batch_and_says_what_a_rerun_does(source, target):
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "migration.postgres",
-            "--source",
-            source,
-            "--target",
-            target,
-            "--batch-rows",
-            "50",
-        ],
-        cwd=ROOT,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_cli("--source", source, "--target", target, "--batch-rows", "50")
     assert process.stderr is not None
     for line in process.stderr:
         if "rows (" in line:

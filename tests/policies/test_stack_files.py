@@ -3,12 +3,11 @@ tells a config error (exit 2, one line) from a violation (exit 1)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from contextlib import contextmanager
 
 from policies.program import read_yaml
 from tests.harness import ROOT
+from tests.policies.test_policies import run_check
 
 
 @contextmanager
@@ -19,16 +18,6 @@ def stack_file(name: str, text: str):
         yield name
     finally:
         path.unlink()
-
-
-def check(stack: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "policies.check", "--stack", stack],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_the_core_schema_keeps_words_and_timestamps_as_strings(tmp_path):
@@ -51,14 +40,14 @@ def test_unquoted_off_and_timestamps_read_as_the_cli_reads_them():
         "  rag-infra:neon:\n    safekeepers: 1", "  rag-infra:neon:\n    safekeepers: 1" + branch
     )
     with stack_file("yaml-test-dev", text) as name:
-        result = check(name)
+        result = run_check(name)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_a_yaml_syntax_error_names_the_file_and_line_and_exits_2():
     with stack_file("yaml-test-broken", "config:\n  rag-infra:qdrant:\n    nodes: [3\n") as name:
-        result = check(name)
+        result = run_check(name)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("policies.check: Pulumi.yaml-test-broken.yaml:4:")
@@ -68,6 +57,6 @@ def test_a_yaml_syntax_error_names_the_file_and_line_and_exits_2():
 def test_a_config_error_exits_2_and_a_violation_1():
     bad = (ROOT / "Pulumi.dev.yaml").read_text().replace("nodes: 3", "nodes: 4")
     with stack_file("yaml-test-bad-config", bad) as name:
-        result = check(name)
+        result = run_check(name)
     assert result.returncode == 2
     assert result.stderr.strip() == "policies.check: rag-infra:qdrant.nodes must be an odd number >= 1, got 4"
