@@ -88,6 +88,7 @@ qdrant_migrations = (
 
 if neon:
     pulumi.export("neonDatabaseUrl", neon.database_url)
+    pulumi.export("neonPooledUrl", neon.pooled_url)
     pulumi.export("neonStatusUrls", neon.status_urls)
     pulumi.export("neonBranchUrls", neon.branch_urls)
 
@@ -112,5 +113,6 @@ pulumi.export(
         neon_database_url=neon.internal_url if neon else None,
         qdrant_cluster_url=qdrant.internal_url if qdrant else None,
         kong_gateway_url=kong.internal_url if kong else None,
+        neon_pooled_url=neon.internal_pooled_url if neon else None,
     ),
 )

@@ -109,6 +109,7 @@ class StackSettings(ConfigModel):
         if self.features.neon:
             neon = self.neon
             ports |= {"neon.computePort": neon.compute_port, "neon.pageserverPgPort": neon.pageserver_pg_port}
+            ports |= {"neon.poolerPort": neon.pooler_port}
             for i in range(neon.safekeepers):
                 ports[f"neon.safekeeperHttpPort (+{i}, safekeeper {i})"] = neon.safekeeper_http_port + i
             for i, branch in enumerate(neon.branches):

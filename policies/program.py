@@ -8,6 +8,7 @@ whether each is secret.
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import json
@@ -116,7 +117,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if args.typ == "random:index/randomPassword:RandomPassword":
             state["result"] = f"generated-{args.name}"
         elif args.typ == "random:index/randomId:RandomId":
-            state["hex"] = hashlib.md5(args.name.encode(), usedforsecurity=False).hexdigest()
+            digest = hashlib.md5(args.name.encode(), usedforsecurity=False).digest()
+            state["hex"], state["b64Std"] = digest.hex(), base64.b64encode(digest).decode()
         elif args.typ == "docker:index/remoteImage:RemoteImage":
             state["imageId"] = f"sha256:{args.name}"
             state["repoDigest"] = f"{args.inputs.get('name')}@sha256:{'0' * 64}"

@@ -121,8 +121,8 @@ def _listens_on(container, port: int) -> bool:
             settings = json.loads(upload["content"])["spec"]["cluster"]["settings"]
             if {"name": "port", "value": str(port), "vartype": "integer"} in settings:
                 return True
-        elif f"listen {port};" in upload["content"]:  # nginx
-            return True
+        elif f"listen {port};" in upload["content"] or f"listen_port = {port}\n" in upload["content"]:
+            return True  # nginx, pgbouncer
     return any(e.endswith(f"_LISTEN=0.0.0.0:{port}") for e in envs)  # Kong
 
 
@@ -137,14 +137,16 @@ def test_app_env_urls_reach_the_tiers_from_a_container_on_the_stack_network(prog
         for network in container.inputs.get("networksAdvanced") or []
         for alias in network.get("aliases") or []
     }
-    for variable in ("NEON_DATABASE_URL", "QDRANT_CLUSTER_URL", "KONG_GATEWAY_URL"):
+    for variable in ("NEON_DATABASE_URL", "NEON_POOLED_URL", "QDRANT_CLUSTER_URL", "KONG_GATEWAY_URL"):
         url = urlsplit(env[variable])
         assert url.hostname in by_alias, f"{variable}: {url.hostname} is no alias on the stack network"
         container = by_alias[url.hostname]
         internal_ports = {p["internal"] for p in container.inputs.get("ports") or []}
         assert url.port in internal_ports and _listens_on(container, url.port), (variable, url.port)
-    neon = urlsplit(env["NEON_DATABASE_URL"])
-    assert (neon.username, neon.path) == ("rag", "/rag") and neon.password.startswith("generated-")
+    for variable in ("NEON_DATABASE_URL", "NEON_POOLED_URL"):
+        neon = urlsplit(env[variable])
+        assert (neon.username, neon.path) == ("rag", "/rag") and neon.password.startswith("generated-")
+    assert "neonPooledUrl" in run.secret_outputs and urlsplit(run.outputs["neonPooledUrl"]).port == 6432
     # The host-side URLs are separate outputs, for the machine running Pulumi.
     assert urlsplit(run.outputs["kongProxyUrl"]).port == 8000
     assert urlsplit(run.outputs["qdrantUrl"]).port == 6333

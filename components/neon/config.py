@@ -7,7 +7,9 @@ the storage controller's compute-notification endpoint.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -131,9 +133,21 @@ def safekeeper_command(index: int, storage: RemoteStorage, http_port: int) -> li
     ]
 
 
-def md5_password(user: str, password: str) -> str:
-    """Postgres' md5 form without the `md5` prefix, which compute_ctl prepends (facts §2)."""
-    return hashlib.md5(f"{password}{user}".encode(), usedforsecurity=False).hexdigest()
+def scram_verifier(password: str, salt_b64: str, iterations: int = 4096) -> str:
+    """The SCRAM-SHA-256 verifier Postgres stores for `password` (RFC 5802/7677, Postgres'
+    `scram_build_secret`). compute_ctl writes a value starting with `SCRAM-SHA-256` as given
+    (compute_tools/src/pg_helpers.rs `to_pg_options`); pgbouncer's auth_file takes the same
+    string and can then log in to Postgres on the client's behalf."""
+    salt = base64.b64decode(salt_b64)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
 
 
 @dataclass(frozen=True)
@@ -147,6 +161,8 @@ class ComputeSpec:
     database: str
     user: str
     password: str
+    password_salt: str
+    """16 random bytes, base64, kept in state: the verifier must not change between runs."""
     pg_version: int
 
 
@@ -169,7 +185,7 @@ def render_compute_config(spec: ComputeSpec) -> str:
         _setting("max_replication_slots", "10", "integer"),
         _setting("wal_sender_timeout", "5s"),
         _setting("wal_keep_size", "0"),
-        _setting("password_encryption", "md5", "enum"),
+        _setting("password_encryption", "scram-sha-256", "enum"),
         _setting("restart_after_crash", "off", "bool"),
         _setting("synchronous_standby_names", "walproposer"),
         _setting("shared_preload_libraries", "neon,pg_stat_statements"),
@@ -197,7 +213,7 @@ def render_compute_config(spec: ComputeSpec) -> str:
                 "roles": [
                     {
                         "name": spec.user,
-                        "encrypted_password": md5_password(spec.user, spec.password),
+                        "encrypted_password": scram_verifier(spec.password, spec.password_salt),
                         "options": None,
                     }
                 ],
@@ -238,3 +254,60 @@ def render_notify_conf(port: int = NOTIFY_PORT) -> str:
             "",
         ]
     )
+
+
+COMPUTE_ALIAS = "neon-compute"  # the main compute on the stack network; a branch's adds -<name>
+POOLER_ALIAS = "neon-pooler"
+POOLER_PORT = 6432  # inside the container and on the stack network; neon.poolerPort is published
+POOLER_DIR = "/var/db/postgres/pgbouncer"  # the image's own folder for it, owned by postgres
+
+
+def render_pgbouncer_ini(
+    database: str,
+    compute_host: str = COMPUTE_ALIAS,
+    compute_port: int = COMPUTE_PG_PORT,
+    listen: str = f"0.0.0.0:{POOLER_PORT}",
+    directory: str = POOLER_DIR,
+) -> str:
+    """pgbouncer.ini for the pooler beside the compute: transaction pooling, SCRAM.
+
+    Its settings follow the ini the compute image ships (compute/etc/pgbouncer.ini), except
+    that clients are checked against an auth_file holding the role's SCRAM verifier (the same
+    one the compute stores), so no superuser is needed for auth_query.
+    """
+    host, port = listen.rsplit(":", 1)
+    return render_ini(
+        {
+            "databases": {database: f"host={compute_host} port={compute_port} dbname={database}"},
+            "pgbouncer": {
+                "listen_addr": host,
+                "listen_port": port,
+                "auth_type": "scram-sha-256",
+                "auth_file": f"{directory}/userlist.txt",
+                "pool_mode": "transaction",
+                "max_client_conn": "1000",
+                "default_pool_size": "20",
+                "max_prepared_statements": "0",
+                "ignore_startup_parameters": "extra_float_digits",
+                "client_tls_sslmode": "disable",
+                "server_tls_sslmode": "disable",
+                "unix_socket_dir": "",
+                "pidfile": f"{directory}/pgbouncer.pid",
+                "log_connections": "0",
+                "log_disconnections": "0",
+            },
+        }
+    )
+
+
+def render_ini(sections: Mapping[str, Mapping[str, str]]) -> str:
+    header = "; Rendered by rag-infra (components/neon/config.py). Do not edit by hand.\n"
+    return header + "".join(
+        f"[{name}]\n" + "".join(f"{key} = {value}\n" for key, value in values.items()) + "\n"
+        for name, values in sections.items()
+    )
+
+
+def render_pgbouncer_userlist(user: str, verifier: str) -> str:
+    """pgbouncer's auth_file: `"user" "secret"` lines."""
+    return f'"{user}" "{verifier}"\n'

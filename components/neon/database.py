@@ -10,7 +10,19 @@ import pulumi
 import pulumi_random as random
 
 from components.neon.compute import NeonCompute, NeonComputeArgs
-from components.neon.config import COMPUTE_PG_PORT, PAGESERVER_PG_PORT, ComputeSpec, render_compute_config
+from components.neon.config import (
+    COMPUTE_ALIAS,
+    COMPUTE_PG_PORT,
+    PAGESERVER_PG_PORT,
+    POOLER_ALIAS,
+    POOLER_PORT,
+    ComputeSpec,
+    render_compute_config,
+    render_pgbouncer_ini,
+    render_pgbouncer_userlist,
+    scram_verifier,
+)
+from components.neon.pooler import NeonPooler, NeonPoolerArgs
 from components.neon.rag_schema import RagSchema, RagSchemaArgs
 from components.neon.settings import NeonSettings
 from components.neon.storage import NeonStorage, NeonStorageArgs
@@ -19,8 +31,6 @@ from components.neon.timeline import NeonTimeline, NeonTimelineArgs
 from components.platform.hosts import DockerHosts
 from components.platform.secrets import secret_or_generated
 from migration.schema import schema_fingerprint
-
-COMPUTE_ALIAS = "neon-compute"
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,9 @@ class NeonDatabase(pulumi.ComponentResource):
 
     database_url: pulumi.Output[str]
     internal_url: pulumi.Output[str]
+    pooled_url: pulumi.Output[str]
+    """Through pgbouncer (transaction pooling), as reached from the machine running Pulumi."""
+    internal_pooled_url: pulumi.Output[str]
     status_urls: pulumi.Output[dict]
     branch_urls: pulumi.Output[dict]
 
@@ -105,8 +118,10 @@ class NeonDatabase(pulumi.ComponentResource):
             (b.name, f"{COMPUTE_ALIAS}-{b.name}", b.compute_port) for b in settings.branches if b.compute
         ]
         self.computes: dict[str, NeonCompute] = {}
+        # The role's password is stored as a SCRAM verifier; its salt is drawn once and kept.
+        salt = random.RandomId(f"{name}-password-salt", byte_length=16, opts=child).b64_std
         for branch_name, alias, port in computes:
-            config = pulumi.Output.all(tenant_id, timeline_ids[branch_name], password).apply(
+            config = pulumi.Output.all(tenant_id, timeline_ids[branch_name], password, salt).apply(
                 lambda values: render_compute_config(
                     ComputeSpec(
                         tenant_id=values[0],
@@ -116,6 +131,7 @@ class NeonDatabase(pulumi.ComponentResource):
                         database=settings.database,
                         user=settings.user,
                         password=values[2],
+                        password_salt=values[3],
                         pg_version=settings.pg_version,
                     )
                 )
@@ -133,6 +149,22 @@ class NeonDatabase(pulumi.ComponentResource):
                 pulumi.ResourceOptions(parent=self, depends_on=[timelines[branch_name]]),
             )
 
+        self.pooler = NeonPooler(
+            f"{name}-pooler",
+            NeonPoolerArgs(
+                hosts=hosts,
+                image=settings.compute_image,
+                alias=POOLER_ALIAS,
+                port=settings.pooler_port,
+                ini=render_pgbouncer_ini(settings.database),
+                userlist=pulumi.Output.all(password, salt).apply(
+                    lambda values: render_pgbouncer_userlist(settings.user, scram_verifier(*values))
+                ),
+                memory_mb=settings.memory_mb,
+            ),
+            pulumi.ResourceOptions(parent=self, depends_on=[self.computes["main"].container]),
+        )
+
         public_host = hosts.reachable_host(0)
         self.database_url = pulumi.Output.secret(
             password.apply(
@@ -143,6 +175,14 @@ class NeonDatabase(pulumi.ComponentResource):
             password.apply(
                 lambda p: _dsn(settings.user, p, COMPUTE_ALIAS, COMPUTE_PG_PORT, settings.database)
             )
+        )
+        self.pooled_url = pulumi.Output.secret(
+            password.apply(
+                lambda p: _dsn(settings.user, p, public_host, settings.pooler_port, settings.database)
+            )
+        )
+        self.internal_pooled_url = pulumi.Output.secret(
+            password.apply(lambda p: _dsn(settings.user, p, POOLER_ALIAS, POOLER_PORT, settings.database))
         )
         self.branch_urls = pulumi.Output.secret(
             password.apply(
@@ -163,6 +203,8 @@ class NeonDatabase(pulumi.ComponentResource):
             {
                 "databaseUrl": self.database_url,
                 "internalUrl": self.internal_url,
+                "pooledUrl": self.pooled_url,
+                "internalPooledUrl": self.internal_pooled_url,
                 "statusUrls": self.status_urls,
                 "branchUrls": self.branch_urls,
             }

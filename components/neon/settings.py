@@ -84,6 +84,8 @@ class NeonSettings(ConfigModel):
     compute_port: PORT = 5435
     pageserver_pg_port: PORT = 6400
     safekeeper_http_port: PORT = 7676
+    pooler_port: PORT = 6432
+    """pgbouncer beside the main compute (transaction pooling): output neonPooledUrl."""
     database: _IDENTIFIER = "rag"
     user: _IDENTIFIER = "rag"
     pitr_retention: text(_HUMANTIME, "a duration like '30 days'") = "30 days"

@@ -9,6 +9,7 @@ def render_app_env(
     neon_database_url: str | None,
     qdrant_cluster_url: str | None,
     kong_gateway_url: str | None,
+    neon_pooled_url: str | None = None,
 ) -> str:
     """Dotenv text. A tier without a URL is not deployed: its flag is false and the
     application keeps using the old system for it (the seed's rollback switch)."""
@@ -23,6 +24,7 @@ def render_app_env(
     ]
     for key, value in (
         ("NEON_DATABASE_URL", neon_database_url),
+        ("NEON_POOLED_URL", neon_pooled_url),
         ("QDRANT_CLUSTER_URL", qdrant_cluster_url),
         ("KONG_GATEWAY_URL", kong_gateway_url),
     ):
@@ -35,9 +37,10 @@ def app_env(
     neon_database_url: pulumi.Input[str] | None,
     qdrant_cluster_url: pulumi.Input[str] | None,
     kong_gateway_url: pulumi.Input[str] | None,
+    neon_pooled_url: pulumi.Input[str] | None = None,
 ) -> pulumi.Output[str]:
     """`render_app_env` over outputs; always secret, since the Neon URL carries a password."""
-    rendered = pulumi.Output.all(neon_database_url, qdrant_cluster_url, kong_gateway_url).apply(
-        lambda urls: render_app_env(*urls)
-    )
+    rendered = pulumi.Output.all(
+        neon_database_url, qdrant_cluster_url, kong_gateway_url, neon_pooled_url
+    ).apply(lambda urls: render_app_env(*urls))
     return pulumi.Output.secret(rendered)

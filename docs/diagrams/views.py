@@ -162,6 +162,9 @@ def _storage_edges(run: ProgramRun) -> set[tuple[str, str, str]]:
                 ):
                     found = re.search(pattern, text, re.M)
                     link(container, found[1] if found else None, label)
+            if path.endswith("pgbouncer.ini"):
+                for host in sorted(set(re.findall(r"= host=(\S+)", text))):
+                    link(container, host, "pooled connections")
             if path.endswith("nginx.conf"):
                 for host in sorted(set(re.findall(r"server (\S+):6333", text))):
                     link(container, host, "REST / gRPC")

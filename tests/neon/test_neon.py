@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import tomllib
 
@@ -11,13 +13,13 @@ import requests
 from components.neon.config import (
     ComputeSpec,
     RemoteStorage,
-    md5_password,
     render_compute_config,
     render_identity_toml,
     render_metadata_json,
     render_notify_conf,
     render_pageserver_toml,
     safekeeper_command,
+    scram_verifier,
 )
 from tests.harness import contains_secret_wrapper, unwrap_secrets
 from tests.support.nginx import free_port
@@ -127,9 +129,12 @@ def test_compute_spec_names_every_safekeeper_and_the_timeline(program, stack):
     assert spec["timeline_id"] == unwrap_secrets(main["timeline_id"])
     assert spec["pageserver_connstring"] == "host=pageserver port=6400"
     (role,) = spec["cluster"]["roles"]
-    assert role["name"] == "rag" and role["encrypted_password"] == md5_password(
-        "rag", "generated-neon-password"
-    )
+    # Stored as a SCRAM verifier (the mock's RandomId answers b64Std = base64(md5(name))).
+    salt = base64.b64encode(hashlib.md5(b"neon-password-salt", usedforsecurity=False).digest()).decode()
+    assert run.named("neon-password-salt").inputs["byteLength"] == 16
+    assert role["name"] == "rag"
+    assert role["encrypted_password"] == scram_verifier("generated-neon-password", salt)
+    assert settings["password_encryption"] == "scram-sha-256"
     assert spec["cluster"]["databases"] == [{"name": "rag", "owner": "rag", "options": None}]
     assert compute.inputs["healthcheck"]["tests"][1].endswith("pg_isready")
 
@@ -209,7 +214,7 @@ def test_identity_and_metadata():
 
 
 def test_compute_config_types():
-    spec = ComputeSpec("a" * 32, "b" * 32, 6400, 3, "rag", "rag", "pw", 17)
+    spec = ComputeSpec("a" * 32, "b" * 32, 6400, 3, "rag", "rag", "pw", "c2FsdHNhbHRzYWx0c2FsdA==", 17)
     config = json.loads(render_compute_config(spec))
     assert config["compute_ctl_config"] == {"jwks": {"keys": []}}
     body = config["spec"]

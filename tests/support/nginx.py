@@ -1,5 +1,6 @@
 """A real nginx of the LB image's release line (1.30, from Debian sid) run from a config file on
-free local ports. `.ci/nginx-1.30.sh` installs it (into /opt/nginx-1.30, or RAG_INFRA_NGINX)."""
+free local ports. `.ci/run` installs it with `.ci/sid-binary.sh` (into /opt/nginx-1.30, or
+RAG_INFRA_NGINX)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ def nginx_binary() -> str:
     """The nginx that runs the shipped configs: the release line of the pinned nginx image."""
     binary = NGINX_HOME / "root" / "usr" / "sbin" / "nginx"
     if not binary.exists():
-        raise RuntimeError(f"no nginx 1.30 at {binary}: run `bash .ci/nginx-1.30.sh` (.ci/run does this)")
+        raise RuntimeError(
+            f"no nginx 1.30 at {binary}: see .ci/run, which installs it with .ci/sid-binary.sh"
+        )
     return str(binary)
 
 

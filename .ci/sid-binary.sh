@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# nginx of the LB image's release line (1.30, Debian sid) for `nginx -t` and the LB tests, in a
-# folder of its own: the system's apt state and packages are left alone. Idempotent.
+# A program of Debian sid (newer than this Debian 12 host) in a folder of its own, for the tests
+# that check rendered files with the release line the images run. The system's apt state and
+# packages are left alone. Idempotent.
 #
-#   bash .ci/nginx-1.30.sh [DEST]        (default /opt/nginx-1.30; the binary is DEST/root/usr/sbin/nginx)
+#   bash .ci/sid-binary.sh DEST BINARY VERSION_REGEX PACKAGE...
+#   e.g. bash .ci/sid-binary.sh /opt/nginx-1.30 usr/sbin/nginx 'nginx/1\.30\.' nginx libc6 …
 #
-# sid's libssl and libcrypt need a newer glibc than Debian 12's, so sid's own glibc and loader
-# come along and the binary is pointed at them (patchelf, unpacked, not installed).
+# sid's libraries need a newer glibc than Debian 12's, so sid's own glibc and loader come along
+# (list libc6 among the packages) and the binary is pointed at them (patchelf, unpacked from
+# Debian 12, not installed).
 set -euo pipefail
-DEST=${1:-/opt/nginx-1.30}
+DEST=$1 BINARY=$2 VERSION=$3
+shift 3
 ROOT=$DEST/root
-if [ -x "$ROOT/usr/sbin/nginx" ] && "$ROOT/usr/sbin/nginx" -v 2>&1 | grep -q "nginx/1\.30\."; then
+# `-V` prints the version for both nginx and pgbouncer.
+if [ -x "$ROOT/$BINARY" ] && "$ROOT/$BINARY" -V 2>&1 | grep -q "$VERSION"; then
     exit 0
 fi
 MIRROR=${MIRROR:-http://deb.debian.org/debian}  # the mirror apt already uses here
@@ -29,7 +34,7 @@ CONF
     export APT_CONFIG=$APT/apt.conf
     apt-get -qq -o APT::Sandbox::User=root update
     cd "$APT/debs"
-    apt-get -qq -o APT::Sandbox::User=root download nginx libssl3t64 libpcre2-8-0 libzstd1 zlib1g libcrypt1 libc6
+    apt-get -qq -o APT::Sandbox::User=root download "$@"
 )
 for deb in "$APT"/debs/*.deb; do dpkg-deb -x "$deb" "$ROOT"; done
 PATCHELF=$(command -v patchelf || true)
@@ -40,6 +45,6 @@ if [ -z "$PATCHELF" ]; then
     PATCHELF=$APT/patchelf/usr/bin/patchelf
 fi
 LIBS=$ROOT/usr/lib/x86_64-linux-gnu
-"$PATCHELF" --set-interpreter "$LIBS/ld-linux-x86-64.so.2" --force-rpath --set-rpath "$LIBS" "$ROOT/usr/sbin/nginx"
+"$PATCHELF" --set-interpreter "$LIBS/ld-linux-x86-64.so.2" --force-rpath --set-rpath "$LIBS" "$ROOT/$BINARY"
 rm -rf "$APT"
-"$ROOT/usr/sbin/nginx" -v
+"$ROOT/$BINARY" -V 2>&1 | head -n 1
