@@ -9,7 +9,7 @@ from urllib.parse import quote
 import pulumi
 import pulumi_random as random
 
-from components.neon.compute import NeonCompute, NeonComputeArgs
+from components.neon.compute import ComputeImageArgs, NeonCompute, NeonComputeArgs
 from components.neon.config import (
     COMPUTE_ALIAS,
     COMPUTE_PG_PORT,
@@ -152,15 +152,17 @@ class NeonDatabase(pulumi.ComponentResource):
         self.pooler = NeonPooler(
             f"{name}-pooler",
             NeonPoolerArgs(
-                hosts=hosts,
-                image=settings.compute_image,
-                alias=POOLER_ALIAS,
-                port=settings.pooler_port,
+                container=ComputeImageArgs(
+                    hosts=hosts,
+                    image=settings.compute_image,
+                    alias=POOLER_ALIAS,
+                    port=settings.pooler_port,
+                    memory_mb=settings.memory_mb,
+                ),
                 ini=render_pgbouncer_ini(settings.database),
                 userlist=pulumi.Output.all(password, salt).apply(
                     lambda values: render_pgbouncer_userlist(settings.user, scram_verifier(*values))
                 ),
-                memory_mb=settings.memory_mb,
             ),
             pulumi.ResourceOptions(parent=self, depends_on=[self.computes["main"].container]),
         )

@@ -12,25 +12,20 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
+from components.neon.compute import ComputeImageArgs, compute_image_container
 from components.neon.config import POOLER_DIR, POOLER_PORT
-from components.platform.hosts import DockerHosts
 
 
 @dataclass(frozen=True)
 class NeonPoolerArgs:
-    """Inputs of the pooler."""
+    """Inputs of the pooler: where it runs (as for a compute) and its two files."""
 
-    hosts: DockerHosts
-    image: str
-    """The compute image (it carries pgbouncer)."""
-    alias: str
-    port: int
-    """Host port the pooler is published on (`neon.poolerPort`)."""
+    container: ComputeImageArgs
+    """Hosts, the compute image (it carries pgbouncer), alias, published port, memory."""
     ini: str
     """`render_pgbouncer_ini(...)`."""
     userlist: pulumi.Output[str]
     """`render_pgbouncer_userlist(...)` over outputs; secret (the role's SCRAM verifier)."""
-    memory_mb: int | None = None
 
 
 class NeonPooler(pulumi.ComponentResource):
@@ -40,13 +35,11 @@ class NeonPooler(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: NeonPoolerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("rag-infra:index:NeonPooler", name, None, opts)
-        hosts = args.hosts
-        child = pulumi.ResourceOptions(parent=self, provider=hosts.providers[0])
-        image = hosts.pull(f"{name}-image", args.image, child)
-        self.container = docker.Container(
-            f"{name}-container",
-            name=f"{hosts.prefix}-{args.alias}",
-            image=image.image_id,
+        self.container = compute_image_container(
+            self,
+            name,
+            args.container,
+            internal_port=POOLER_PORT,
             # The image's user is postgres (pgbouncer refuses to run as root); its entrypoint
             # is compute_ctl, replaced here.
             entrypoints=["/usr/local/bin/pgbouncer"],
@@ -57,18 +50,6 @@ class NeonPooler(pulumi.ComponentResource):
                     file=f"{POOLER_DIR}/userlist.txt", content=pulumi.Output.secret(args.userlist)
                 ),
             ],
-            ports=[docker.ContainerPortArgs(internal=POOLER_PORT, external=args.port)],
-            networks_advanced=hosts.attach(args.alias),
-            restart="always",
-            memory=args.memory_mb,
-            healthcheck=docker.ContainerHealthcheckArgs(
-                tests=["CMD", "/usr/local/bin/pg_isready", "-h", "localhost", "-p", str(POOLER_PORT)],
-                interval="10s",
-                timeout="5s",
-                retries=6,
-                start_period="30s",
-            ),
-            labels=hosts.labels("neon-pooler"),
-            opts=child,
+            component="neon-pooler",
         )
-        self.register_outputs({"alias": args.alias, "port": args.port})
+        self.register_outputs({"alias": args.container.alias, "port": args.container.port})
