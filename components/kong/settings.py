@@ -14,6 +14,7 @@ from components.platform.settings import (
     PORT,
     ConfigModel,
     fail,
+    is_prod,
     items,
     optional,
     text,
@@ -121,11 +122,8 @@ class CorsSettings(ConfigModel):
     @model_validator(mode="before")
     @classmethod
     def _origins(cls, data: Any, info: ValidationInfo) -> Any:
-        if not isinstance(data, Mapping):
-            return data
-        if "origins" not in data:
-            prod = (info.context or {}).get("environment") == "prod"
-            return {**data, "origins": [] if prod else ["*"]}
+        if isinstance(data, Mapping) and "origins" not in data:
+            return {**data, "origins": [] if is_prod(info) else ["*"]}
         return data
 
 

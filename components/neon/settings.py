@@ -13,6 +13,7 @@ from components.platform.settings import (
     PORT,
     ConfigModel,
     fail,
+    is_prod,
     items,
     optional,
     text,
@@ -96,7 +97,7 @@ class NeonSettings(ConfigModel):
     @model_validator(mode="before")
     @classmethod
     def _prod_quorum(cls, data: Any, info: ValidationInfo) -> Any:
-        if isinstance(data, Mapping) and (info.context or {}).get("environment") == "prod":
+        if isinstance(data, Mapping) and is_prod(info):
             return {"safekeepers": 3, **data}
         return data
 

@@ -12,7 +12,15 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal, NoReturn, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
@@ -58,6 +66,11 @@ class ConfigModel(BaseModel):
         if unknown:
             fail(f"has unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
         return data
+
+
+def is_prod(info: ValidationInfo) -> bool:
+    """Whether the stack being validated is prod (its defaults differ: safer, never looser)."""
+    return (info.context or {}).get("environment") == "prod"
 
 
 def settings_error(error: ValidationError) -> SettingsError:

@@ -13,6 +13,7 @@ from components.platform.settings import (
     ConfigModel,
     fail,
     image_version,
+    is_prod,
     items,
     optional,
     text,
@@ -52,7 +53,7 @@ class CollectionSettings(ConfigModel):
     @model_validator(mode="before")
     @classmethod
     def _dev_data_is_disposable(cls, data: Any, info: ValidationInfo) -> Any:
-        if isinstance(data, Mapping) and (info.context or {}).get("environment") != "prod":
+        if isinstance(data, Mapping) and not is_prod(info):
             return {"deleteWithPoints": True, **data}
         return data
 
