@@ -1,8 +1,9 @@
 """python -m migration.postgres --source DSN --target DSN [--apply-schema] [--tables t1,t2]
-[--batch-rows N] [--json]
+[--batch-rows N] [--workers N] [--json]
 
 Copies the RAG tables from the old TimescaleDB into Neon, resumably, and verifies them.
-Exit 0 when every table verifies; otherwise 1 with a one-line reason on stderr.
+Exit 0 when every table verifies; otherwise 1 with a one-line reason on stderr; 130 when
+stopped with Ctrl-C (what is copied stays, the same command resumes).
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@
 Copies one collection from the old single-node Qdrant into the cluster, resumably, and
 verifies it. A path is a qdrant-client local-mode store; a URL on port 6334 (or grpc://) is
 gRPC. API keys come from QDRANT_SOURCE_API_KEY and QDRANT_TARGET_API_KEY (kept off the
-command line). Exit 0 when the collection verifies; otherwise 1 with a one-line reason.
+command line). Exit 0 when the collection verifies; otherwise 1 with a one-line reason; 130
+when stopped with Ctrl-C (the same command resumes).
 """
 
 from __future__ import annotations
