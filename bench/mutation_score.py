@@ -87,7 +87,7 @@ MUTANTS = [
     Mutant(
         "prod CORS defaults to *",
         "components/kong/settings.py",
-        'return {**data, "origins": [] if prod else ["*"]}',
+        'return {**data, "origins": [] if is_prod(info) else ["*"]}',
         'return {**data, "origins": ["*"]}',
         SETTINGS_TESTS,
     ),
