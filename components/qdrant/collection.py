@@ -39,8 +39,9 @@ class QdrantApiError(RuntimeError):
 
 
 @dataclass
-class _Api:
-    """A tiny REST client; created inside each provider call."""
+class QdrantRest:
+    """A tiny REST client of the cluster (through its LB); created inside each call, never stored
+    on a provider."""
 
     base_url: str
     api_key: str | None
@@ -98,7 +99,7 @@ def _poll(what: str, timeout: float, interval: float, probe: Callable[[], tuple[
         raise QdrantApiError(f"timed out after {timeout:.0f}s waiting for {what}: {last}") from None
 
 
-def wait_for_cluster(api: _Api, expected_peers: int, timeout: float, interval: float = 1.0) -> dict:
+def wait_for_cluster(api: QdrantRest, expected_peers: int, timeout: float, interval: float = 1.0) -> dict:
     """Wait until GET /cluster shows every peer and a leader (facts/qdrant.md §1.4, §8)."""
 
     def probe():
@@ -135,7 +136,9 @@ def unhealthy_replicas(placement: Mapping[int, Mapping[int, str]]) -> list[str]:
     ]
 
 
-def wait_for_replicas(api: _Api, name: str, shard_number: int, timeout: float, interval: float = 1.0) -> dict:
+def wait_for_replicas(
+    api: QdrantRest, name: str, shard_number: int, timeout: float, interval: float = 1.0
+) -> dict:
     """Wait until every replica of every shard is Active; name the ones that are not."""
 
     def probe():
@@ -155,7 +158,7 @@ def wait_for_replicas(api: _Api, name: str, shard_number: int, timeout: float, i
         raise QdrantApiError(f"collection {name!r} is not healthy: {err}") from None
 
 
-def _existing_params(api: _Api, name: str) -> dict | None:
+def _existing_params(api: QdrantRest, name: str) -> dict | None:
     status, payload = api.call("GET", f"/collections/{name}")
     if status == 404:
         return None
@@ -181,10 +184,10 @@ def _mismatches(params: Mapping[str, Any], props: Mapping[str, Any]) -> list[str
 class QdrantCollectionProvider(ResourceProvider):
     """Creates, checks and (on delete) removes one collection through the cluster's LB."""
 
-    def _api(self, props: Mapping[str, Any]) -> _Api:
-        return _Api(props["url"], props.get("api_key") or None)
+    def _api(self, props: Mapping[str, Any]) -> QdrantRest:
+        return QdrantRest(props["url"], props.get("api_key") or None)
 
-    def _outputs(self, props: Mapping[str, Any], api: _Api) -> dict[str, Any]:
+    def _outputs(self, props: Mapping[str, Any], api: QdrantRest) -> dict[str, Any]:
         info = wait_for_replicas(
             api, props["name"], int(props["shard_number"]), float(props["replica_timeout"])
         )
@@ -233,7 +236,7 @@ class QdrantCollectionProvider(ResourceProvider):
             self._patch_mutable(api, props)
         return CreateResult(id_=props["name"], outs=self._outputs(props, api))
 
-    def _patch_mutable(self, api: _Api, props: Mapping[str, Any]) -> None:
+    def _patch_mutable(self, api: QdrantRest, props: Mapping[str, Any]) -> None:
         api.result(
             "PATCH",
             f"/collections/{props['name']}",

@@ -148,6 +148,8 @@ class FakeQdrantCluster(FakeJsonServer):
                     return self.ok(self.collection_cluster(name))
                 if len(parts) == 2:
                     return self._collection(method, name, body)
+                if parts[2:] == ["points", "search"] and method == "POST":
+                    return self._search(name, body or {})
         return self.error(404, f"no route {method} {path}")
 
     def _collection(self, method: str, name: str, body: Any) -> tuple[int, dict]:
@@ -172,6 +174,18 @@ class FakeQdrantCluster(FakeJsonServer):
             self.collections[name]["config"]["params"].update(changed)
             return self.ok(True)
         return self.error(405, "method not allowed")
+
+    def _search(self, name: str, body: dict) -> tuple[int, dict]:
+        """A search checks the vector's dimension like Qdrant (`Vector dimension error`)."""
+        if name not in self.collections:
+            return self.error(404, f"Not found: Collection `{name}` doesn't exist!")
+        size = self.collections[name]["config"]["params"]["vectors"].get("size")
+        vector = body.get("vector") or []
+        if len(vector) != size:
+            return self.error(
+                400, f"Wrong input: Vector dimension error: expected dim: {size}, got {len(vector)}"
+            )
+        return self.ok([])
 
     def _create(self, name: str, body: dict) -> tuple[int, dict]:
         vectors = body.get("vectors", {})

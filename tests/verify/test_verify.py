@@ -1,0 +1,132 @@
+"""Each check passes against a healthy stand-in and fails, naming the problem, against a broken
+one: real PostgreSQL with the RAG schema for Neon, the strict Qdrant fake for the cluster."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+
+from components.qdrant.collection import QdrantCollectionProvider
+from components.qdrant.settings import CollectionSettings
+from migration.schema import apply_schema
+from tests.support.fake_qdrant import PEER_IDS, FakeQdrantCluster
+from verify.__main__ import main
+from verify.neon import check_neon
+from verify.qdrant import check_qdrant
+
+COLLECTION = CollectionSettings.model_validate(
+    # As Pulumi.dev.yaml declares it, so the command line's checks agree with the fake.
+    {"name": "docs_index_mxbai", "vectorSize": 1024, "shardNumber": 3, "replicationFactor": 2}
+)
+
+
+def by_name(checks) -> dict:
+    return {check.name: check for check in checks}
+
+
+@pytest.fixture
+def neon_db(postgres_db):
+    apply_schema(postgres_db)
+    return postgres_db
+
+
+def test_a_healthy_neon_passes_every_check(neon_db):
+    checks = by_name(check_neon(neon_db, p95_limit_ms=1000, runs=5))
+    assert all(check.ok for check in checks.values()), [str(c) for c in checks.values()]
+    assert set(checks) == {
+        "neon.connect", "neon.extensions", "neon.tables", "neon.schema-version",
+        "neon.vector-query-p95", "neon.trigram-query-p95",
+    }  # fmt: skip
+
+
+def test_a_missing_extension_is_named(neon_db):
+    with psycopg.connect(neon_db, autocommit=True) as conn:
+        conn.execute("DROP EXTENSION pg_trgm CASCADE")
+    checks = by_name(check_neon(neon_db, p95_limit_ms=1000, runs=5))
+    assert not checks["neon.extensions"].ok and checks["neon.extensions"].saw == "missing pg_trgm"
+    assert "neon.trigram-query-p95" not in checks
+
+
+def test_a_schema_never_applied_is_named(postgres_db):
+    checks = by_name(check_neon(postgres_db, runs=5))
+    assert not checks["neon.tables"].ok and "rag.chunks" in checks["neon.tables"].saw
+    assert not checks["neon.schema-version"].ok and "never applied" in checks["neon.schema-version"].saw
+
+
+def test_latency_is_held_to_the_limit_on_both_sides(neon_db):
+    slow = by_name(check_neon(neon_db, p95_limit_ms=0.000001, runs=5))["neon.vector-query-p95"]
+    assert not slow.ok and "(limit 1e-06 ms)" in slow.saw
+    assert by_name(check_neon(neon_db, p95_limit_ms=1000, runs=5))["neon.vector-query-p95"].ok
+
+
+def test_an_unreachable_neon_is_one_named_check():
+    (check,) = check_neon("postgresql://rag:x@127.0.0.1:9/rag", runs=1)
+    assert check.name == "neon.connect" and not check.ok and "127.0.0.1" in check.saw
+
+
+@pytest.fixture
+def cluster():
+    with FakeQdrantCluster() as fake:
+        props = {
+            "url": fake.url, "api_key": "test-key", "name": COLLECTION.name, "vector_size": 1024,
+            "distance": "Cosine", "shard_number": 3, "replication_factor": 2, "write_consistency_factor": 1,
+            "expected_peers": 3, "cluster_timeout": 5.0, "replica_timeout": 3.0,
+        }  # fmt: skip
+        QdrantCollectionProvider().create(props)
+        yield fake
+
+
+def test_a_healthy_cluster_passes_every_check(cluster):
+    checks = check_qdrant(cluster.url, "test-key", 3, [COLLECTION])
+    assert all(check.ok for check in checks), [str(c) for c in checks]
+
+
+REPLICAS, PARAMS = "qdrant.replicas.docs_index_mxbai", "qdrant.collection.docs_index_mxbai"
+BREAKAGES = [
+    (lambda c: setattr(c, "leader", None), "qdrant.cluster", "leader None"),
+    (lambda c: setattr(c, "consensus", "stopped"), "qdrant.cluster", "consensus stopped"),
+    (lambda c: setattr(c, "peers_joined", 2), "qdrant.cluster", "2/3 peers"),
+    (lambda c: c.forced_states.update({(1, PEER_IDS[2]): "Partial"}), REPLICAS, "is Partial"),
+    (lambda c: setattr(c, "lost_shards", {2}), REPLICAS, "shards [2] have no replica"),
+    (
+        lambda c: c.collections["docs_index_mxbai"]["config"]["params"].update(replication_factor=1),
+        PARAMS,
+        "replication_factor 1 (config 2)",
+    ),
+    (lambda c: c.collections.pop("docs_index_mxbai"), PARAMS, "answered 404"),
+]
+
+
+@pytest.mark.parametrize(("break_it", "name", "saw"), BREAKAGES)
+def test_a_broken_cluster_fails_naming_the_problem(cluster, break_it, name, saw):
+    break_it(cluster)
+    failed = {c.name: c for c in check_qdrant(cluster.url, "test-key", 3, [COLLECTION]) if not c.ok}
+    assert name in failed and saw in failed[name].saw, [str(c) for c in failed.values()]
+
+
+def test_a_search_with_the_wrong_dimension_fails(cluster):
+    wrong = COLLECTION.model_copy(update={"vector_size": 3})
+    failed = [c for c in check_qdrant(cluster.url, "test-key", 3, [wrong]) if not c.ok]
+    assert [c.name for c in failed] == ["qdrant.search.docs_index_mxbai"]
+
+
+def test_the_command_reads_the_outputs_and_exits_1_naming_failures(tmp_path, neon_db, cluster, capsys):
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(
+        json.dumps({"neonDatabaseUrl": neon_db, "qdrantUrl": cluster.url, "qdrantApiKey": "test-key"})
+    )
+    assert main(["--stack", "dev", "--outputs", str(outputs), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    names = {c["name"] for c in report["checks"]}
+    assert {"neon.extensions", "qdrant.cluster", "qdrant.replicas.docs_index_mxbai"} <= names
+    cluster.leader = None
+    assert main(["--stack", "dev", "--outputs", str(outputs)]) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("verify: ") and "qdrant.cluster" in last
+
+
+def test_unreadable_outputs_exit_2(tmp_path, capsys):
+    assert main(["--stack", "dev", "--outputs", str(tmp_path / "absent.json")]) == 2
+    assert capsys.readouterr().err.startswith("verify: ")

@@ -1,0 +1,86 @@
+"""python -m verify --stack NAME [--outputs FILE] [--json]
+
+Checks a deployed stack from its outputs (`pulumi stack output --json --show-secrets`, or a file
+holding them) and its stack file: Neon (extensions, tables, schema version, query latency) and
+Qdrant (cluster, collections, replicas, search). Exit 0 when every check passes, 1 when one
+fails (each failure named), 2 when the outputs or the stack file cannot be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from typing import Any
+
+from components.platform.settings import SettingsError
+from components.settings import parse_settings
+from policies.program import PROJECT, stack_config
+from verify.neon import check_neon
+from verify.qdrant import check_qdrant
+from verify.report import Report
+
+
+def read_outputs(stack: str, path: str | None) -> dict[str, Any]:
+    if path:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    command = ["pulumi", "stack", "output", "--json", "--show-secrets", "--stack", stack]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, check=True, timeout=120)
+    except FileNotFoundError:
+        raise ValueError("the Pulumi CLI is not on PATH; pass --outputs FILE instead") from None
+    except subprocess.CalledProcessError as err:
+        raise ValueError(
+            f"pulumi stack output failed: {(err.stderr or '').strip().splitlines()[-1:]}"
+        ) from None
+    return json.loads(result.stdout)
+
+
+def verify(stack: str, outputs: dict[str, Any], p95_limit_ms: float = 10.0, runs: int = 20) -> Report:
+    """Every check the outputs make possible (a tier that is off has no outputs)."""
+    values, _ = stack_config(stack)
+    prefix = f"{PROJECT}:"
+    config = {k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}
+    config.pop("migration", None)  # needs secrets; no check depends on it
+    settings = parse_settings(config, stack=stack)
+    report = Report()
+    if "neonDatabaseUrl" in outputs:
+        report.checks += check_neon(outputs["neonDatabaseUrl"], p95_limit_ms, runs)
+    if "qdrantUrl" in outputs:
+        report.checks += check_qdrant(
+            outputs["qdrantUrl"],
+            outputs.get("qdrantApiKey"),
+            settings.qdrant.nodes,
+            settings.qdrant.collections,
+        )
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m verify", description=__doc__.split("\n\n")[1])
+    parser.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    parser.add_argument("--outputs", help="JSON file with the stack's outputs (default: the Pulumi CLI)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    args = parser.parse_args(argv)
+    try:
+        report = verify(args.stack, read_outputs(args.stack, args.outputs))
+    except (OSError, ValueError, SettingsError) as err:
+        print(f"verify: {err}", file=sys.stderr)
+        return 2
+    for check in report.checks:
+        print(check, file=sys.stderr)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    if not report.ok:
+        print(
+            f"verify: {len(report.failed)} check(s) failed: {', '.join(c.name for c in report.failed)}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
