@@ -1,9 +1,10 @@
 """python -m verify --stack NAME [--outputs FILE] [--json]
 
 Checks a deployed stack from its outputs (`pulumi stack output --json --show-secrets`, or a file
-holding them) and its stack file: Neon (extensions, tables, schema version, query latency) and
-Qdrant (cluster, collections, replicas, search). Exit 0 when every check passes, 1 when one
-fails (each failure named), 2 when the outputs or the stack file cannot be read.
+holding them) and its stack file: Neon (extensions, tables, schema version, query latency),
+Qdrant (cluster, collections, replicas, search) and Kong (tokens, upstreams, rate limits, CORS).
+Exit 0 when every check passes, 1 when one fails (each failure named), 2 when the outputs or
+the stack file cannot be read.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from components.platform.settings import SettingsError
 from components.settings import parse_settings
 from policies.program import PROJECT, stack_config
+from verify.kong import check_kong
 from verify.neon import check_neon
 from verify.qdrant import check_qdrant
 from verify.report import Report
@@ -48,6 +50,12 @@ def verify(stack: str, outputs: dict[str, Any], p95_limit_ms: float = 10.0, runs
     report = Report()
     if "neonDatabaseUrl" in outputs:
         report.checks += check_neon(outputs["neonDatabaseUrl"], p95_limit_ms, runs)
+    if "kongProxyUrl" in outputs and "kongJwtCredentials" in outputs:
+        credentials = outputs["kongJwtCredentials"]
+        credentials = json.loads(credentials) if isinstance(credentials, str) else credentials
+        report.checks += check_kong(
+            outputs["kongProxyUrl"], credentials, settings.kong.routes, settings.kong.cors.origins
+        )
     if "qdrantUrl" in outputs:
         report.checks += check_qdrant(
             outputs["qdrantUrl"],

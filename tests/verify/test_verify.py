@@ -1,5 +1,6 @@
 """Each check passes against a healthy stand-in and fails, naming the problem, against a broken
-one: real PostgreSQL with the RAG schema for Neon, the strict Qdrant fake for the cluster."""
+one: real PostgreSQL with the RAG schema for Neon, the strict Qdrant fake for the cluster, a
+Kong stand-in driven by the rendered kong.yml for the gateway."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ import pytest
 
 from components.qdrant.collection import QdrantCollectionProvider
 from components.qdrant.settings import CollectionSettings
+from components.settings import parse_settings
 from migration.schema import apply_schema
+from tests.harness import run_program, unwrap_secrets
+from tests.support.fake_kong import FakeKong
 from tests.support.fake_qdrant import PEER_IDS, FakeQdrantCluster
 from verify.__main__ import main
+from verify.kong import check_kong
 from verify.neon import check_neon
 from verify.qdrant import check_qdrant
 
@@ -130,3 +135,59 @@ def test_the_command_reads_the_outputs_and_exits_1_naming_failures(tmp_path, neo
 def test_unreadable_outputs_exit_2(tmp_path, capsys):
     assert main(["--stack", "dev", "--outputs", str(tmp_path / "absent.json")]) == 2
     assert capsys.readouterr().err.startswith("verify: ")
+
+
+@pytest.fixture(scope="module")
+def kong_stack():
+    """The prod render's kong.yml, its credentials and its Kong settings (named CORS origins)."""
+    run = run_program("prod")
+    uploads = unwrap_secrets(run.container("rag-infra-prod-kong").inputs["uploads"])
+    kong_yml = next(u["content"] for u in uploads if u["file"] == "/kong/kong.yml")
+    settings = parse_settings(
+        {"environment": "prod", "kong": {"cors": {"origins": ["https://dashboard.example.com"]}}},
+        stack="prod",
+    )
+    return kong_yml, json.loads(run.outputs["kongJwtCredentials"]), settings.kong
+
+
+def test_a_healthy_gateway_passes_every_kong_check(kong_stack):
+    kong_yml, credentials, kong = kong_stack
+    with FakeKong(kong_yml) as gateway:
+        checks = by_name(check_kong(gateway.url, credentials, kong.routes, kong.cors.origins))
+    assert all(c.ok for c in checks.values()), [str(c) for c in checks.values() if not c.ok]
+    assert checks["kong.rag-search.valid-token"].saw == "gateway ok, upstream down (HTTP 503)"
+    assert {
+        "kong.rag-search.unsigned-token",
+        "kong.rag-query.cors-foreign",
+        "kong.rag-query.cors-allowed",
+    } <= set(checks)
+
+
+@pytest.mark.parametrize(
+    ("broken", "failing"),
+    [
+        (
+            "unsigned",
+            {
+                "kong.rag-search.unsigned-token",
+                "kong.rag-search.forged-token",
+                "kong.rag-search.expired-token",
+            },
+        ),
+        ("cors-wildcard", {"kong.rag-search.cors-foreign", "kong.rag-query.cors-foreign"}),
+        ("no-rate-limit", {"kong.rag-search.rate-limit-headers", "kong.rag-query.rate-limit-headers"}),
+    ],
+)
+def test_a_broken_gateway_fails_naming_the_problem(kong_stack, broken, failing):
+    kong_yml, credentials, kong = kong_stack
+    with FakeKong(kong_yml, broken=broken) as gateway:
+        failed = {
+            c.name for c in check_kong(gateway.url, credentials, kong.routes, kong.cors.origins) if not c.ok
+        }
+    assert failing <= failed
+
+
+def test_an_unreachable_gateway_is_one_named_check(kong_stack):
+    _, credentials, kong = kong_stack
+    (check,) = check_kong("http://127.0.0.1:9", credentials, kong.routes, kong.cors.origins, timeout=2)
+    assert check.name == "kong.proxy" and not check.ok

@@ -1,0 +1,98 @@
+"""A stand-in for Kong's proxy driven by a rendered kong.yml: route matching on the regex paths,
+the cors plugin first (priority 2000, `kong/plugins/cors/handler.lua`: a preflight is answered
+at once, and a disallowed origin gets no Access-Control-Allow-Origin), then jwt (1450, the
+checks of `tests/support/kong_jwt.py`), then rate-limiting's headers (910), then the upstream,
+which answers 503 as Kong does when the application is not deployed.
+
+`broken` makes it wrong the way a misconfigured gateway would be: `unsigned` accepts any token
+that parses, `cors-wildcard` allows every origin, `no-rate-limit` sends no RateLimit headers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import yaml
+
+from tests.support.kong_jwt import kong_jwt_verdict
+
+
+class FakeKong:
+    def __init__(self, kong_yml: str, broken: str = "") -> None:
+        self.kong_yml = kong_yml
+        self.config = yaml.safe_load(kong_yml)
+        self.broken = broken
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> FakeKong:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def route(self, path: str) -> dict | None:
+        for service in self.config["services"]:
+            for route in service["routes"]:
+                if any(re.match(p.removeprefix("~"), path) for p in route["paths"]):
+                    return route
+        return None
+
+    def origin_allowed(self, origin: str) -> bool:
+        if self.broken == "cors-wildcard":
+            return True
+        cors = next(p for p in self.config["plugins"] if p["name"] == "cors")["config"]
+        return any(o == "*" or re.fullmatch(o, origin) for o in cors["origins"])
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        kong = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def _send(self, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _route(self) -> None:
+                route = kong.route(self.path)
+                if route is None:
+                    return self._send(404, {"message": "no Route matched with those values"})
+                origin = self.headers.get("Origin")
+                cors = (
+                    {"Access-Control-Allow-Origin": origin} if origin and kong.origin_allowed(origin) else {}
+                )
+                if self.command == "OPTIONS" and origin and self.headers.get("Access-Control-Request-Method"):
+                    return self._send(200, {}, cors)
+                authorization = self.headers.get("Authorization")
+                status, message = kong_jwt_verdict(kong.kong_yml, route["name"], authorization)
+                if kong.broken == "unsigned" and authorization:
+                    status = 200
+                if status != 200:
+                    return self._send(status, {"message": message}, cors)
+                limits = (
+                    {}
+                    if kong.broken == "no-rate-limit"
+                    else {"RateLimit-Limit": "600", "X-RateLimit-Limit-Minute": "600"}
+                )
+                return self._send(503, {"message": "name resolution failed"}, {**cors, **limits})
+
+            do_GET = do_POST = do_OPTIONS = _route  # noqa: N815 (http.server names)
+
+        return Handler
