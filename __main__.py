@@ -1,4 +1,4 @@
-"""rag-infra: settings -> Docker hosts -> tiers -> migrations -> exports."""
+"""rag-infra: settings -> Docker hosts -> tiers -> migrations -> post-deploy checks -> exports."""
 
 import pulumi
 
@@ -10,6 +10,7 @@ from components.qdrant.cluster import QdrantCluster, QdrantClusterArgs
 from components.settings import load_settings
 from migration.postgres.resource import PostgresMigration, PostgresMigrationArgs
 from migration.qdrant.resource import QdrantMigration, QdrantMigrationArgs
+from verify.gate import VerificationGate, VerificationGateArgs
 
 settings = load_settings()
 
@@ -86,6 +87,29 @@ qdrant_migrations = (
     else {}
 )
 
+checked: dict[str, pulumi.Output] = {}
+if neon:
+    checked["neonDatabaseUrl"] = neon.database_url
+if qdrant:
+    checked |= {"qdrantUrl": qdrant.url, "qdrantApiKey": qdrant.api_key}
+if kong:
+    checked |= {"kongProxyUrl": kong.proxy_url, "kongJwtCredentials": kong.credentials}
+gate = (
+    VerificationGate(
+        "verification",
+        VerificationGateArgs(stack=settings.stack, settings=settings.verify, outputs=checked),
+        pulumi.ResourceOptions(
+            depends_on=[
+                tier
+                for tier in (neon, qdrant, kong, postgres_migration, *qdrant_migrations.values())
+                if tier is not None
+            ]
+        ),
+    )
+    if settings.verify.enabled and checked
+    else None
+)
+
 if neon:
     pulumi.export("neonDatabaseUrl", neon.database_url)
     pulumi.export("neonPooledUrl", neon.pooled_url)
@@ -102,6 +126,8 @@ if kong:
     pulumi.export("kongAdminUrl", kong.admin_url)
     pulumi.export("kongJwtCredentials", kong.credentials)
 
+if gate:
+    pulumi.export("verification", gate.report)
 if postgres_migration:
     pulumi.export("postgresMigration", postgres_migration.report)
 if qdrant_migrations:

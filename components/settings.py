@@ -34,6 +34,7 @@ from components.platform.settings import (
 )
 from components.qdrant.settings import QdrantSettings
 from migration.settings import MigrationSettings
+from verify.settings import VerifySettings
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class StackSettings(ConfigModel):
     neon: NeonSettings = {}
     kong: KongSettings = {}
     migration: MigrationSettings = {}
+    verify: VerifySettings = {}
     timescale_url: str = _SECRET
     old_qdrant_api_key: str = _SECRET
     qdrant_api_key: str = _SECRET

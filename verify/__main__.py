@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from typing import Any
@@ -18,13 +19,17 @@ from typing import Any
 from components.platform.settings import SettingsError
 from components.settings import parse_settings
 from policies.program import PROJECT, stack_config
+from verify.gate import ENV
 from verify.kong import check_kong
 from verify.neon import check_neon
 from verify.qdrant import check_qdrant
 from verify.report import Report
 
 
-def read_outputs(stack: str, path: str | None) -> dict[str, Any]:
+def read_outputs(stack: str, path: str | None, from_env: bool = False) -> dict[str, Any]:
+    if from_env:
+        # The gate inside `pulumi up` passes the outputs as (secret) environment.
+        return {key: os.environ[variable] for key, variable in ENV.items() if os.environ.get(variable)}
     if path:
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
@@ -40,7 +45,7 @@ def read_outputs(stack: str, path: str | None) -> dict[str, Any]:
     return json.loads(result.stdout)
 
 
-def verify(stack: str, outputs: dict[str, Any], p95_limit_ms: float = 10.0, runs: int = 20) -> Report:
+def verify(stack: str, outputs: dict[str, Any], p95_limit_ms: float, runs: int) -> Report:
     """Every check the outputs make possible (a tier that is off has no outputs)."""
     values, _ = stack_config(stack)
     prefix = f"{PROJECT}:"
@@ -70,10 +75,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m verify", description=__doc__.split("\n\n")[1])
     parser.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
     parser.add_argument("--outputs", help="JSON file with the stack's outputs (default: the Pulumi CLI)")
+    parser.add_argument(
+        "--outputs-env", action="store_true", help="read the outputs from RAG_VERIFY_* variables"
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    parser.add_argument("--p95-ms", type=float, default=10.0, help="latency limit of the queries (10 ms)")
+    parser.add_argument("--runs", type=int, default=20, help="queries per latency check (20)")
     args = parser.parse_args(argv)
     try:
-        report = verify(args.stack, read_outputs(args.stack, args.outputs))
+        outputs = read_outputs(args.stack, args.outputs, args.outputs_env)
+        report = verify(args.stack, outputs, args.p95_ms, args.runs)
     except (OSError, ValueError, SettingsError) as err:
         print(f"verify: {err}", file=sys.stderr)
         return 2
