@@ -2,7 +2,7 @@
 the cors plugin first (priority 2000, `kong/plugins/cors/handler.lua`: a preflight is answered
 at once, and a disallowed origin gets no Access-Control-Allow-Origin), then jwt (1450, the
 checks of `tests/support/kong_jwt.py`), then rate-limiting's headers (910), then the upstream,
-which answers 503 as Kong does when the application is not deployed.
+which answers `upstream_status` (200, or 503 as Kong does when the application is not deployed).
 
 `broken` makes it wrong the way a misconfigured gateway would be: `unsigned` accepts any token
 that parses, `cors-wildcard` allows every origin, `no-rate-limit` sends no RateLimit headers.
@@ -25,6 +25,8 @@ class FakeKong:
         self.kong_yml = kong_yml
         self.config = yaml.safe_load(kong_yml)
         self.broken = broken
+        self.upstream_status = 200
+        """What the application behind each route answers (503: not deployed, Kong's own page)."""
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -86,12 +88,10 @@ class FakeKong:
                     status = 200
                 if status != 200:
                     return self._send(status, {"message": message}, cors)
-                limits = (
-                    {}
-                    if kong.broken == "no-rate-limit"
-                    else {"RateLimit-Limit": "600", "X-RateLimit-Limit-Minute": "600"}
-                )
-                return self._send(503, {"message": "name resolution failed"}, {**cors, **limits})
+                limits = {"RateLimit-Limit": "600", "X-RateLimit-Limit-Minute": "600"}
+                if kong.broken == "no-rate-limit":
+                    limits = {}
+                return self._send(kong.upstream_status, {"message": "upstream"}, {**cors, **limits})
 
             do_GET = do_POST = do_OPTIONS = _route  # noqa: N815 (http.server names)
 

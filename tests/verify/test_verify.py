@@ -155,7 +155,7 @@ def test_a_healthy_gateway_passes_every_kong_check(kong_stack):
     with FakeKong(kong_yml) as gateway:
         checks = by_name(check_kong(gateway.url, credentials, kong.routes, kong.cors.origins))
     assert all(c.ok for c in checks.values()), [str(c) for c in checks.values() if not c.ok]
-    assert checks["kong.rag-search.valid-token"].saw == "gateway ok, upstream down (HTTP 503)"
+    assert checks["kong.rag-search.valid-token"].saw == "HTTP 200 from the upstream"
     assert {
         "kong.rag-search.unsigned-token",
         "kong.rag-query.cors-foreign",
@@ -185,6 +185,16 @@ def test_a_broken_gateway_fails_naming_the_problem(kong_stack, broken, failing):
             c.name for c in check_kong(gateway.url, credentials, kong.routes, kong.cors.origins) if not c.ok
         }
     assert failing <= failed
+
+
+def test_an_upstream_not_deployed_yet_is_gateway_ok_upstream_down(kong_stack):
+    kong_yml, credentials, kong = kong_stack
+    with FakeKong(kong_yml, broken="no-rate-limit") as gateway:
+        gateway.upstream_status = 503
+        checks = by_name(check_kong(gateway.url, credentials, kong.routes, kong.cors.origins))
+    assert checks["kong.rag-search.valid-token"].ok
+    assert checks["kong.rag-search.valid-token"].saw == "gateway ok, upstream down (HTTP 503)"
+    assert checks["kong.rag-search.rate-limit-headers"].ok  # not a verdict while the upstream is down
 
 
 def test_an_unreachable_gateway_is_one_named_check(kong_stack):
