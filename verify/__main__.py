@@ -24,6 +24,7 @@ from verify.kong import check_kong
 from verify.neon import check_neon
 from verify.qdrant import check_qdrant
 from verify.report import Report
+from verify.smoke import smoke_neon, smoke_qdrant
 
 
 def read_outputs(stack: str, path: str | None, from_env: bool = False) -> dict[str, Any]:
@@ -55,6 +56,8 @@ def verify(stack: str, outputs: dict[str, Any], p95_limit_ms: float, runs: int) 
     report = Report()
     if "neonDatabaseUrl" in outputs:
         report.checks += check_neon(outputs["neonDatabaseUrl"], p95_limit_ms, runs)
+        if report.ok:
+            report.checks.append(smoke_neon(outputs["neonDatabaseUrl"]))
     if "kongProxyUrl" in outputs and "kongJwtCredentials" in outputs:
         credentials = outputs["kongJwtCredentials"]
         credentials = json.loads(credentials) if isinstance(credentials, str) else credentials
@@ -62,12 +65,13 @@ def verify(stack: str, outputs: dict[str, Any], p95_limit_ms: float, runs: int) 
             outputs["kongProxyUrl"], credentials, settings.kong.routes, settings.kong.cors.origins
         )
     if "qdrantUrl" in outputs:
-        report.checks += check_qdrant(
-            outputs["qdrantUrl"],
-            outputs.get("qdrantApiKey"),
-            settings.qdrant.nodes,
-            settings.qdrant.collections,
+        api_key = outputs.get("qdrantApiKey")
+        qdrant = check_qdrant(
+            outputs["qdrantUrl"], api_key, settings.qdrant.nodes, settings.qdrant.collections
         )
+        report.checks += qdrant
+        if settings.qdrant.collections and all(check.ok for check in qdrant):
+            report.checks.append(smoke_qdrant(outputs["qdrantUrl"], api_key, settings.qdrant.collections[0]))
     return report
 
 

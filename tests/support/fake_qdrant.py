@@ -60,6 +60,7 @@ class FakeQdrantCluster(FakeJsonServer):
         self.forced_states: dict[tuple[int, int], str] = {}  # (shard, peer) -> state
         self.lost_shards: set[int] = set()  # shards no node reports (every replica gone)
         self.peers_at_create: dict[str, int] = {}
+        self.points: dict[str, dict[Any, dict]] = {}
         self.state = threading.RLock()
         self._answering = itertools.count()
 
@@ -150,6 +151,10 @@ class FakeQdrantCluster(FakeJsonServer):
                     return self._collection(method, name, body)
                 if parts[2:] == ["points", "search"] and method == "POST":
                     return self._search(name, body or {})
+                if parts[2:] == ["points"] and method == "PUT":
+                    return self._upsert(name, body or {})
+                if parts[2:] == ["points", "delete"] and method == "POST":
+                    return self._delete_points(name, body or {})
         return self.error(404, f"no route {method} {path}")
 
     def _collection(self, method: str, name: str, body: Any) -> tuple[int, dict]:
@@ -185,7 +190,37 @@ class FakeQdrantCluster(FakeJsonServer):
             return self.error(
                 400, f"Wrong input: Vector dimension error: expected dim: {size}, got {len(vector)}"
             )
-        return self.ok([])
+        scored = sorted(
+            (
+                {"id": pid, "score": _cosine(vector, p["vector"]), "payload": p["payload"]}
+                for pid, p in self.points[name].items()
+            ),
+            key=lambda hit: -hit["score"],
+        )
+        return self.ok(scored[: int(body.get("limit", 10))])
+
+    def _upsert(self, name: str, body: dict) -> tuple[int, dict]:
+        """PUT /collections/{name}/points: ids are unsigned integers or UUIDs, vectors of the
+        collection's dimension (`update_api.rs`, `Vector dimension error`)."""
+        if name not in self.collections:
+            return self.error(404, f"Not found: Collection `{name}` doesn't exist!")
+        size = self.collections[name]["config"]["params"]["vectors"].get("size")
+        for point in body.get("points") or []:
+            if len(point.get("vector") or []) != size:
+                return self.error(400, f"Wrong input: Vector dimension error: expected dim: {size}")
+        for point in body.get("points") or []:
+            self.points[name][point["id"]] = {
+                "vector": point["vector"],
+                "payload": point.get("payload") or {},
+            }
+        self.collections[name]["points_count"] = len(self.points[name])
+        return self.ok({"operation_id": 1, "status": "completed"})
+
+    def _delete_points(self, name: str, body: dict) -> tuple[int, dict]:
+        for point_id in body.get("points") or []:
+            self.points[name].pop(point_id, None)
+        self.collections[name]["points_count"] = len(self.points[name])
+        return self.ok({"operation_id": 2, "status": "completed"})
 
     def _create(self, name: str, body: dict) -> tuple[int, dict]:
         vectors = body.get("vectors", {})
@@ -214,6 +249,7 @@ class FakeQdrantCluster(FakeJsonServer):
         shard_number = body.get("shard_number", len(peers))
         replication = body.get("replication_factor", 1)
         self.peers_at_create[name] = len(peers)
+        self.points[name] = {}
         self.placements[name] = {
             shard: {
                 peers[(shard + r) % len(peers)]: (
@@ -237,3 +273,9 @@ class FakeQdrantCluster(FakeJsonServer):
             },
         }
         return self.ok(True)
+
+
+def _cosine(a: list[float], b: list[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    norm = (sum(x * x for x in a) * sum(y * y for y in b)) ** 0.5
+    return dot / norm if norm else 0.0

@@ -20,6 +20,7 @@ from verify.__main__ import main
 from verify.kong import check_kong
 from verify.neon import check_neon
 from verify.qdrant import check_qdrant
+from verify.smoke import smoke_neon, smoke_qdrant
 
 COLLECTION = CollectionSettings.model_validate(
     # As Pulumi.dev.yaml declares it, so the command line's checks agree with the fake.
@@ -201,3 +202,43 @@ def test_an_unreachable_gateway_is_one_named_check(kong_stack):
     _, credentials, kong = kong_stack
     (check,) = check_kong("http://127.0.0.1:9", credentials, kong.routes, kong.cors.origins, timeout=2)
     assert check.name == "kong.proxy" and not check.ok
+
+
+def rag_rows(dsn: str) -> dict[str, int]:
+    with psycopg.connect(dsn) as conn:
+        return {
+            t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("rag.collections", "rag.documents", "rag.chunks")
+        }
+
+
+def test_the_neon_smoke_writes_reads_back_and_removes_only_its_own_rows(neon_db):
+    with psycopg.connect(neon_db, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO rag.collections (name, embedding_model, embedding_dim) VALUES ('keep', 'm', 3)"
+        )
+    before = rag_rows(neon_db)
+    check = smoke_neon(neon_db)
+    assert check.ok and "read it back 1 time(s)" in check.saw
+    assert rag_rows(neon_db) == before
+
+
+def test_the_neon_smoke_fails_naming_the_error(neon_db):
+    with psycopg.connect(neon_db, autocommit=True) as conn:
+        conn.execute("ALTER TABLE rag.chunks ADD CONSTRAINT no_writes CHECK (false) NOT VALID")
+    before = rag_rows(neon_db)
+    check = smoke_neon(neon_db)
+    assert not check.ok and "no_writes" in check.saw
+    assert rag_rows(neon_db) == before  # nothing left behind
+
+
+def test_the_qdrant_smoke_finds_its_point_and_removes_it(cluster):
+    check = smoke_qdrant(cluster.url, "test-key", COLLECTION)
+    assert check.ok, check.saw
+    assert cluster.points["docs_index_mxbai"] == {}
+
+
+def test_a_point_that_is_not_kept_fails_the_qdrant_smoke(cluster, monkeypatch):
+    monkeypatch.setattr(cluster, "_upsert", lambda name, body: cluster.ok({"status": "completed"}))
+    check = smoke_qdrant(cluster.url, "test-key", COLLECTION)
+    assert not check.ok and "nearest hit None" in check.saw
