@@ -24,7 +24,10 @@ def check_qdrant(
         return [Check("qdrant.cluster", False, f"GET {url}/cluster: {err}")]
     checks = [_cluster(cluster, nodes)]
     for collection in collections:
-        checks += _collection(api, collection)
+        try:
+            checks += _collection(api, collection)
+        except (requests.RequestException, QdrantApiError) as err:
+            checks.append(Check(f"qdrant.collection.{collection.name}", False, str(err)[:200]))
     return checks
 
 
