@@ -2,7 +2,8 @@
 
 Checks a deployed stack from its outputs (`pulumi stack output --json --show-secrets`, or a file
 holding them) and its stack file: Neon (extensions, tables, schema version, query latency),
-Qdrant (cluster, collections, replicas, search) and Kong (tokens, upstreams, rate limits, CORS).
+Qdrant (cluster, collections, replicas, search), Kong (tokens, upstreams, rate limits, CORS), an
+end-to-end smoke test and, with --load, the plan's load criteria (`verify.load`).
 Exit 0 when every check passes, 1 when one fails (each failure named), 2 when the outputs or
 the stack file cannot be read.
 """
@@ -16,14 +17,16 @@ import subprocess
 import sys
 from typing import Any
 
+from components.kong.token import issue_token
 from components.platform.settings import SettingsError
-from components.settings import parse_settings
+from components.settings import StackSettings, parse_settings
 from policies.program import PROJECT, stack_config
 from verify.gate import ENV
 from verify.kong import check_kong
+from verify.load import generator_ceiling, judge, run_load
 from verify.neon import check_neon
 from verify.qdrant import check_qdrant
-from verify.report import Report
+from verify.report import Check, Report
 from verify.smoke import smoke_neon, smoke_qdrant
 
 
@@ -46,7 +49,7 @@ def read_outputs(stack: str, path: str | None, from_env: bool = False) -> dict[s
     return json.loads(result.stdout)
 
 
-def verify(stack: str, outputs: dict[str, Any], p95_limit_ms: float, runs: int) -> Report:
+def verify(stack: str, outputs: dict[str, Any], p95_limit_ms: float, runs: int, load: bool = False) -> Report:
     """Every check the outputs make possible (a tier that is off has no outputs)."""
     values, _ = stack_config(stack)
     prefix = f"{PROJECT}:"
@@ -59,10 +62,8 @@ def verify(stack: str, outputs: dict[str, Any], p95_limit_ms: float, runs: int) 
         if report.ok:
             report.checks.append(smoke_neon(outputs["neonDatabaseUrl"]))
     if "kongProxyUrl" in outputs and "kongJwtCredentials" in outputs:
-        credentials = outputs["kongJwtCredentials"]
-        credentials = json.loads(credentials) if isinstance(credentials, str) else credentials
         report.checks += check_kong(
-            outputs["kongProxyUrl"], credentials, settings.kong.routes, settings.kong.cors.origins
+            outputs["kongProxyUrl"], _credentials(outputs), settings.kong.routes, settings.kong.cors.origins
         )
     if "qdrantUrl" in outputs:
         api_key = outputs.get("qdrantApiKey")
@@ -72,7 +73,41 @@ def verify(stack: str, outputs: dict[str, Any], p95_limit_ms: float, runs: int) 
         report.checks += qdrant
         if settings.qdrant.collections and all(check.ok for check in qdrant):
             report.checks.append(smoke_qdrant(outputs["qdrantUrl"], api_key, settings.qdrant.collections[0]))
+    if load and report.ok:
+        report.checks += load_checks(outputs, settings)
     return report
+
+
+def load_checks(outputs: dict[str, Any], settings: StackSettings) -> list[Check]:
+    """The plan's load criteria, directly on the Qdrant LB and through Kong on a search route,
+    judged against the generator's own ceiling on this machine."""
+    marks = settings.verify.load
+    ceiling = generator_ceiling()
+    checks = [Check("load.generator-ceiling", True, f"{ceiling.qps:g} qps against a static endpoint here")]
+    collection = settings.qdrant.collections[0] if settings.qdrant.collections else None
+    if "qdrantUrl" in outputs and collection is not None:
+        search = {"vector": [0.5] * collection.vector_size, "limit": 10}
+        result = run_load(
+            outputs["qdrantUrl"], f"/collections/{collection.name}/points/search",
+            headers={"api-key": outputs.get("qdrantApiKey") or ""}, body=search,
+            seconds=marks.seconds, rate=marks.rate,
+        )  # fmt: skip
+        checks.append(judge("load.qdrant-lb", result, marks, ceiling))
+    routes = [r for r in settings.kong.routes if "jwt" not in r.exempt_from]
+    if "kongProxyUrl" in outputs and routes and "kongJwtCredentials" in outputs:
+        credentials = _credentials(outputs)
+        token = issue_token(credentials, credentials["consumers"][0]["username"], marks.seconds + 600)
+        result = run_load(
+            outputs["kongProxyUrl"], routes[0].paths[0], method="GET",
+            headers={"Authorization": f"Bearer {token}"}, seconds=marks.seconds, rate=marks.rate,
+        )  # fmt: skip
+        checks.append(judge(f"load.kong.{routes[0].name}", result, marks, ceiling))
+    return checks
+
+
+def _credentials(outputs: dict[str, Any]) -> dict[str, Any]:
+    credentials = outputs["kongJwtCredentials"]
+    return json.loads(credentials) if isinstance(credentials, str) else credentials
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,11 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     parser.add_argument("--p95-ms", type=float, default=10.0, help="latency limit of the queries (10 ms)")
     parser.add_argument("--runs", type=int, default=20, help="queries per latency check (20)")
+    parser.add_argument(
+        "--load", action="store_true", help="also the load test (verify.load in the stack file)"
+    )
     args = parser.parse_args(argv)
     try:
         outputs = read_outputs(args.stack, args.outputs, args.outputs_env)
-        report = verify(args.stack, outputs, args.p95_ms, args.runs)
-    except (OSError, ValueError, SettingsError) as err:
+        report = verify(args.stack, outputs, args.p95_ms, args.runs, load=args.load)
+    except (OSError, ValueError, RuntimeError, SettingsError) as err:
         print(f"verify: {err}", file=sys.stderr)
         return 2
     for check in report.checks:

@@ -52,7 +52,7 @@ class VerificationGate(pulumi.ComponentResource):
         command = [
             sys.executable, "-m", "verify", "--stack", args.stack, "--outputs-env", "--json",
             "--p95-ms", str(args.settings.p95_ms), "--runs", str(args.settings.runs),
-        ]  # fmt: skip
+        ] + (["--load"] if args.settings.load.enabled else [])  # fmt: skip
         environment = {ENV[key]: pulumi.Output.secret(value) for key, value in args.outputs.items()}
         self.command = local.Command(
             f"{name}-checks",

@@ -1,6 +1,19 @@
 """Settings of the post-deploy gate (`rag-infra:verify`)."""
 
-from components.platform.settings import FLAG, ConfigModel, whole
+from components.platform.settings import FLAG, FRACTION, ConfigModel, whole
+
+
+class LoadSettings(ConfigModel):
+    """The load test's run and its pass marks (defaults: the plan's success criteria)."""
+
+    enabled: FLAG = False
+    seconds: whole(1, 3600) = 30
+    rate: whole(1, 100_000) = 600
+    """Requests per second the generator aims at."""
+    p95_ms: whole(1, 10_000) = 10
+    min_qps: whole(1, 100_000) = 500
+    max_error_rate: FRACTION = 0.001
+    """The plan's 0.1 %."""
 
 
 class VerifySettings(ConfigModel):
@@ -11,3 +24,4 @@ class VerifySettings(ConfigModel):
     """The plan's search latency target: P95 of the Neon vector and trigram queries, in ms."""
     runs: whole(2, 1000) = 20
     """Queries per latency check."""
+    load: LoadSettings = {}

@@ -121,6 +121,15 @@ def whole(minimum: int | None = None, maximum: int | None = None, *, odd: bool =
 PORT = whole(1, 65535)
 
 
+def _check_fraction(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        fail(f"must be a number from 0 to 1, got {value!r}")
+    return float(value)
+
+
+FRACTION = _checked(float, _check_fraction, minimum=0, maximum=1)
+
+
 def _check_flag(value: Any) -> bool:
     if not isinstance(value, bool):
         fail(f"must be true or false, got {value!r}")
