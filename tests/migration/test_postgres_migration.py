@@ -208,17 +208,6 @@ def test_target_with_a_different_column_set(source, target):
     assert progress_rows(target) == 0
 
 
-def test_target_holding_rows_the_source_lacks(source, target):
-    with psycopg.connect(target) as conn:
-        conn.execute(
-            "INSERT INTO rag.collections (name, embedding_model, embedding_dim) VALUES ('stray', 'm', 3)"
-        )
-    line = _one_line_error(run_cli("--source", source, "--target", target))
-    assert "target table rag.collections already holds 1 rows that this migration did not write" in line
-    with psycopg.connect(target) as conn:
-        assert conn.execute("SELECT count(*) FROM rag.chunks").fetchone()[0] == 0
-
-
 def test_apply_schema_prepares_an_empty_target(source, postgres_target_server):
     empty = postgres_target_server.create_database(f"empty_{next(_ids)}")
     result = run_cli("--source", source, "--target", empty, "--apply-schema", "--json")
@@ -418,15 +407,31 @@ def test_the_same_database_under_another_name_is_refused(source, postgres_server
     assert "source and target are the same database" in line and not bookkeeping_exists(source)
 
 
-def test_a_non_empty_last_table_is_refused_before_the_first_is_copied(source, target):
+@pytest.mark.parametrize(
+    ("table", "insert", "copied_first"),
+    [
+        (
+            "rag.collections",
+            "INSERT INTO rag.collections (name, embedding_model, embedding_dim) VALUES ('stray', 'm', 3)",
+            "rag.chunks",
+        ),
+        # The last table in copy order: refused before the first one is copied.
+        (
+            "rag.query_log",
+            "INSERT INTO rag.query_log (ts, query, latency_ms, result_count) VALUES (now(), 'q', 1, 1)",
+            "rag.collections",
+        ),
+    ],
+)
+def test_a_target_table_holding_rows_is_refused_before_anything_is_copied(
+    source, target, table, insert, copied_first
+):
     with psycopg.connect(target) as conn:
-        conn.execute(
-            "INSERT INTO rag.query_log (ts, query, latency_ms, result_count) VALUES (now(), 'q', 1, 1)"
-        )
+        conn.execute(insert)
     line = _one_line_error(run_cli("--source", source, "--target", target))
-    assert "target table rag.query_log already holds 1 rows that this migration did not write" in line
+    assert f"target table {table} already holds 1 rows that this migration did not write" in line
     with psycopg.connect(target) as conn:
-        assert conn.execute("SELECT count(*) FROM rag.collections").fetchone()[0] == 0
+        assert conn.execute(f"SELECT count(*) FROM {copied_first}").fetchone()[0] == 0
     assert not bookkeeping_exists(target)
 
 
