@@ -62,6 +62,15 @@ def collections(path) -> set[str]:
         client.close()
 
 
+def start_cli(source, target, batch_size: str) -> subprocess.Popen:
+    """The command line copying COLLECTION in the background, its progress readable on stderr."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "migration.qdrant", "--source", str(source), "--target", str(target),
+         "--collection", COLLECTION, "--batch-size", batch_size],
+        cwd=ROOT, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "migration.qdrant", *args],
@@ -102,24 +111,7 @@ def test_rerun_is_a_no_op_that_verifies(source, tmp_path):
 def test_sigkill_part_way_then_resume(source, tmp_path):
     target = tmp_path / "target"
     before = snapshot(source, COLLECTION)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "migration.qdrant",
-            "--source",
-            str(source),
-            "--target",
-            str(target),
-            "--collection",
-            COLLECTION,
-            "--batch-size",
-            "100",
-        ],
-        cwd=ROOT,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_cli(source, target, "100")
     for lines, line in enumerate(process.stderr, start=1):
         if "points (" in line and lines >= 6:
             process.send_signal(signal.SIGKILL)
@@ -498,11 +490,7 @@ def test_an_unreachable_grpc_target_is_one_readable_line(source):
 
 def test_ctrl_c_stops_after_the_running_batch_and_a_rerun_resumes(source, tmp_path):
     target = tmp_path / "target"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "migration.qdrant", "--source", str(source), "--target", str(target),
-         "--collection", COLLECTION, "--batch-size", "64"],
-        cwd=ROOT, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    process = start_cli(source, target, "64")
     assert process.stderr is not None
     for line in process.stderr:
         if "points (" in line:
