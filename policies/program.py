@@ -197,6 +197,18 @@ def stack_config(stack: str) -> tuple[dict[str, Any], list[str]]:
     return values, secret_keys
 
 
+def stack_settings(stack: str) -> Any:
+    """The parsed settings of a stack file, as the commands that read it outside `pulumi up`
+    (tunnels, verify) need them: without the migrations, whose checks need the secrets' values."""
+    from components.settings import parse_settings
+
+    values, _ = stack_config(stack)
+    prefix = f"{PROJECT}:"
+    config = {k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}
+    config.pop("migration", None)
+    return parse_settings(config, stack=stack)
+
+
 def _wire(value: Any) -> str:
     # The CLI hands structured values to the program as JSON text.
     return value if isinstance(value, str) else json.dumps(value)

@@ -19,8 +19,8 @@ from typing import Any
 
 from components.kong.token import issue_token
 from components.platform.settings import SettingsError
-from components.settings import StackSettings, parse_settings
-from policies.program import PROJECT, stack_config
+from components.settings import StackSettings
+from policies.program import stack_settings
 from verify.gate import ENV
 from verify.kong import check_kong
 from verify.load import generator_ceiling, judge, run_load
@@ -51,11 +51,7 @@ def read_outputs(stack: str, path: str | None, from_env: bool = False) -> dict[s
 
 def verify(stack: str, outputs: dict[str, Any], p95_limit_ms: float, runs: int, load: bool = False) -> Report:
     """Every check the outputs make possible (a tier that is off has no outputs)."""
-    values, _ = stack_config(stack)
-    prefix = f"{PROJECT}:"
-    config = {k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}
-    config.pop("migration", None)  # needs secrets; no check depends on it
-    settings = parse_settings(config, stack=stack)
+    settings = stack_settings(stack)
     report = Report()
     if "neonDatabaseUrl" in outputs:
         report.checks += check_neon(outputs["neonDatabaseUrl"], p95_limit_ms, runs)

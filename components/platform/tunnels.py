@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from components.neon.config import CONTROLLER_PORT, PAGESERVER_HTTP_PORT
 from components.platform.hosts import round_robin
 from components.platform.settings import SettingsError
-from components.settings import StackSettings, parse_settings
+from components.settings import StackSettings
 
 
 def forwards(settings: StackSettings) -> dict[str, list[int]]:
@@ -53,7 +53,7 @@ def ssh_commands(settings: StackSettings) -> list[list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from policies.program import PROJECT, stack_config
+    from policies.program import stack_settings
 
     parser = argparse.ArgumentParser(
         prog="python -m components.platform.tunnels", description=__doc__.split("\n\n")[0]
@@ -62,11 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", action="store_true", help="start the tunnels instead of printing them")
     args = parser.parse_args(argv)
     try:
-        values, _ = stack_config(args.stack)
-        prefix = f"{PROJECT}:"
-        config = {k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}
-        config.pop("migration", None)  # needs secrets; the tunnels do not depend on it
-        settings = parse_settings(config, stack=args.stack)
+        settings = stack_settings(args.stack)
     except (OSError, SettingsError) as err:
         print(f"tunnels: {err}", file=sys.stderr)
         return 2
