@@ -250,27 +250,12 @@ class _Reservoir:
                 self.sample[slot] = point_id
 
 
-def _sample_ids(client: QdrantClient, collection: str, size: int) -> list[Any]:
-    """A uniform sample of point ids from an id-only scroll of the source."""
-    reservoir = _Reservoir(size)
-    offset = None
-    while True:
-        records, offset = with_retries(
-            "source",
-            "scroll ids",
-            lambda o=offset: client.scroll(
-                collection, limit=1000, offset=o, with_payload=False, with_vectors=False
-            ),
-        )
-        for record in records:
-            reservoir.add(record.id)
-        if offset is None:
-            return reservoir.sample
-
-
-def _payload_digest(client: QdrantClient, collection: str, side: str) -> str:
+def _payload_digest(
+    client: QdrantClient, collection: str, side: str, reservoir: _Reservoir | None = None
+) -> str:
     """An order-independent digest of every point's id and payload (vectors are left to the
-    sample and recall checks: reading them all would double the migration's reads)."""
+    sample and recall checks: reading them all would double the migration's reads). The ids
+    seen go into `reservoir` too, so the same pass draws the verification sample."""
     total, offset = 0, None
     while True:
         records, offset = with_retries(
@@ -281,6 +266,8 @@ def _payload_digest(client: QdrantClient, collection: str, side: str) -> str:
             ),
         )
         for record in records:
+            if reservoir is not None:
+                reservoir.add(record.id)
             text = json.dumps([str(record.id), record.payload], sort_keys=True, default=str)
             total += int.from_bytes(hashlib.blake2b(text.encode(), digest_size=16).digest(), "big")
         if offset is None:
@@ -342,7 +329,7 @@ def verify(
     """Counts, a sample of points compared field by field, and recall@10 of exact searches.
 
     `sample`: ids already drawn uniformly from the whole source (by a full copy); otherwise they
-    are drawn here with an id-only scroll."""
+    are drawn here, in the pass that digests the source's payloads."""
     report.differences = []
     report.source_points = with_retries(
         "source", "count", lambda: source.count(source_collection, exact=True).count
@@ -352,13 +339,15 @@ def verify(
     )
     if report.source_points != report.target_points:
         report.differences.append(f"points: source {report.source_points}, target {report.target_points}")
-    # Every payload, not just the sample's: an id-and-payload digest of each side.
-    report.payloads_match = _payload_digest(source, source_collection, "source") == _payload_digest(
-        target, target_collection, "target"
-    )
+    # Every payload, not just the sample's: an id-and-payload digest of each side. Without a
+    # sample from the copy, the source's pass draws one.
+    reservoir = _Reservoir(sample_size) if sample is None else None
+    report.payloads_match = _payload_digest(
+        source, source_collection, "source", reservoir
+    ) == _payload_digest(target, target_collection, "target")
     if not report.payloads_match:
         report.differences.append("ids or payloads differ (digest of every point)")
-    ids = sample if sample is not None else _sample_ids(source, source_collection, sample_size)
+    ids = sample if reservoir is None else reservoir.sample
     if not ids:
         report.recall_at_10 = 1.0
         return

@@ -17,7 +17,8 @@ from migration.qdrant.engine import (
     OFFSETS_COLLECTION,
     QdrantMigrationError,
     QdrantMigrationReport,
-    _sample_ids,
+    _payload_digest,
+    _Reservoir,
     migrate_collection,
     verify,
 )
@@ -308,7 +309,9 @@ def migrated(tmp_path_factory):
     assert migrate_collection(str(base / "source"), str(base / "target"), COLLECTION, batch_size=100).ok
     client = QdrantClient(path=str(base / "source"))
     try:
-        sample = _sample_ids(client, COLLECTION, 100)
+        reservoir = _Reservoir(100)  # the sample verify() draws in its pass over the source
+        _payload_digest(client, COLLECTION, "source", reservoir)
+        sample = reservoir.sample
     finally:
         client.close()
     return base, sample
