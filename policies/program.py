@@ -8,12 +8,14 @@ whether each is secret.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import hashlib
 import json
 import re
 import runpy
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,9 +112,17 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.resources: list[RegisteredResource] = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        self.record(args)
+        return self.answer(args)
+
+    def record(self, args: pulumi.runtime.MockResourceArgs) -> None:
+        """Keep the resource as registered."""
         self.resources.append(
             RegisteredResource(args.typ, args.name, dict(args.inputs), args.provider, args.custom)
         )
+
+    def answer(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        """Its id and a plausible state (its inputs, and the outputs the program reads)."""
         state = dict(args.inputs)
         if args.typ == "random:index/randomPassword:RandomPassword":
             state["result"] = f"generated-{args.name}"
@@ -220,11 +230,13 @@ def run_program(
     secret_overrides: dict[str, str] | None = None,
     preview: bool = False,
     mocks: RecordingMocks | None = None,
+    threads: int | None = None,
 ) -> ProgramRun:
     """Run `__main__.py` for `stack` under mocks in a fresh root.
 
     `overrides` replace top-level `rag-infra:` keys (a value of None removes the key);
-    `secret_overrides` set secret keys to the given plaintext.
+    `secret_overrides` set secret keys to the given plaintext. `threads` sizes the pool the
+    SDK registers resources from (mocks that do real, slow work want the engine's parallelism).
     """
     values, secret_keys = stack_config(stack)
     for key, value in (overrides or {}).items():
@@ -266,6 +278,8 @@ def run_program(
 
     @pulumi.runtime.test
     def program():
+        if threads:
+            asyncio.get_event_loop().set_default_executor(ThreadPoolExecutor(max_workers=threads))
         pulumi.runtime.register_stack_transformation(record_options)
         runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
         return collect()

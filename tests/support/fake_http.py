@@ -16,10 +16,14 @@ from typing import Any
 class FakeJsonServer:
     """Subclasses implement `handle(method, path, body, headers) -> (status, json body)`."""
 
+    bind: tuple[str, int] = ("127.0.0.1", 0)
+    """Where it listens; the stand-in images of the end-to-end tests (e2e/standins) bind the
+    service's own port on every interface of their container."""
+
     def __init__(self) -> None:
         self.requests: list[tuple[str, str, Any]] = []
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = ThreadingHTTPServer(self.bind, self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property

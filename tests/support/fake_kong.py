@@ -21,13 +21,16 @@ from tests.support.kong_jwt import kong_jwt_verdict
 
 
 class FakeKong:
+    bind: tuple[str, int] = ("127.0.0.1", 0)
+    """Where the proxy listens (the Kong stand-in image binds KONG_PROXY_LISTEN's port)."""
+
     def __init__(self, kong_yml: str, broken: str = "") -> None:
         self.kong_yml = kong_yml
         self.config = yaml.safe_load(kong_yml)
         self.broken = broken
         self.upstream_status = 200
         """What the application behind each route answers (503: not deployed, Kong's own page)."""
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = ThreadingHTTPServer(self.bind, self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property

@@ -1,0 +1,1 @@
+"""End-to-end tests: what the program renders, created and run on a real Docker engine."""

@@ -1,0 +1,383 @@
+"""Carry a rendered stack to a real Docker engine: Pulumi's mocks that create what they record.
+
+The program runs exactly as under `pulumi up`, with Pulumi's mock monitor in place of the
+engine (policies/program.py `run_program`): the SDK resolves every input, honours `depends_on`
+and output dependencies, and registers resources concurrently as they become ready, as the
+engine would. Each registration reaches `EngineMocks.new_resource`, which creates the object on
+the Docker engine through the Docker SDK with the fields terraform-provider-docker sends
+(kreuzwerker/terraform-provider-docker v4.5.0, the provider pulumi-docker 5.x wraps;
+`internal/provider/resource_docker_container_funcs.go` resourceDockerContainerCreate,
+`resource_docker_network_funcs.go`, `resource_docker_volume.go`, `resource_docker_image_funcs.go`):
+
+- container: created on the default bridge, disconnected from it and connected to each
+  `networks_advanced` network with its aliases, the uploads copied in as root-owned files
+  (0644, 0744 if executable), then started; `ports` bind `ip` (default 0.0.0.0) and
+  `internal/tcp`; `volumes` are Binds `volume:path:rw`; `memory` MB -> bytes; healthcheck
+  durations parsed; restart policy with its retry count.
+  `wait`: poll until the health status is `healthy`, fail after `wait_timeout` (60 s).
+  `attach`: block until the container is not running; the exit code is recorded, **not
+  checked** (the provider discards it).
+- network (driver, attachable, labels), volume (name, labels), remote image (found locally:
+  here, the stand-in tagged as the reference; e2e/images.py).
+- dynamic resources: their own providers, unpickled as the provider host does, `create()`
+  against the stack just started; `pulumi-command` commands are not run (the e2e tests run
+  the verification themselves).
+
+A second `apply` with the previous `EngineState` behaves like a `pulumi up` with nothing to
+change: a resource whose inputs are unchanged keeps its object (dynamic ones are asked
+`diff()`); any difference is recorded in `changes` instead of being carried out.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import tarfile
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from io import BytesIO
+from typing import Any
+
+import dill
+import docker
+import pulumi
+from docker.types import Healthcheck, NetworkingConfig
+
+from e2e.images import tag_as
+from policies.program import RecordingMocks, unwrap_secrets
+
+DYNAMIC_PREFIX = "pulumi-python:dynamic"
+DEFAULT_WAIT_TIMEOUT_S = 60  # resource_docker_container.go: wait_timeout default
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNITS_NS = {"ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
+
+
+def duration_ns(text: str | None) -> int:
+    """Go's time.ParseDuration for the forms the program uses (`10s`, `1m30s`, `500ms`)."""
+    if not text:
+        return 0
+    return int(sum(float(n) * _UNITS_NS[unit] for n, unit in _DURATION.findall(text)))
+
+
+@dataclass
+class Event:
+    """Something the harness saw happen to a resource, with its time (monotonic seconds)."""
+
+    at: float
+    kind: str  # created | started | healthy | exited
+    name: str  # the resource's logical name
+    detail: str = ""
+
+
+@dataclass
+class Created:
+    """One object the harness made, for teardown and for the next apply."""
+
+    typ: str
+    name: str
+    host: str
+    object_id: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+
+
+@dataclass
+class EngineState:
+    """What an apply left on the engine: the Pulumi state of this harness."""
+
+    created: dict[tuple[str, str], Created] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+
+
+class ApplyError(RuntimeError):
+    """A resource the engine could not create as rendered (what would fail `pulumi up`)."""
+
+
+class EngineMocks(RecordingMocks):
+    """Pulumi mocks that create each registered resource on a Docker engine."""
+
+    def __init__(self, built: dict[str, str], state: EngineState | None = None) -> None:
+        super().__init__()
+        self.built = built
+        self.previous = state
+        self.state = EngineState()
+        self.changes: list[str] = []
+        """Resources a second apply would have changed (`type name: why`)."""
+        self.exit_codes: dict[str, int] = {}
+        """Container name -> exit code of every attached (one-shot) container."""
+        self._hosts: dict[str, str] = {}  # provider id -> Docker host URL
+        self._clients: dict[str, docker.DockerClient] = {}
+        self._lock = threading.Lock()
+        self._started = time.monotonic()
+
+    # -- the mock interface --------------------------------------------------------------------
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        self.record(args)
+        inputs = unwrap_secrets(dict(args.inputs))
+        if args.typ == "pulumi:providers:docker":
+            self._hosts[f"{args.name}-id"] = inputs["host"]
+            return f"{args.name}-id", dict(args.inputs)
+        kind = self._kind(args.typ)
+        if kind is None:  # components, random values, commands: as the recording mocks answer
+            return self.answer(args)
+        key = (args.typ, args.name)
+        old = self.previous.created.get(key) if self.previous else None
+        if old is not None:
+            return self._keep(old, args.typ, args.name, inputs)
+        host = self._host(args.provider) if kind != "dynamic" else ""
+        try:
+            object_id, outputs = getattr(self, f"_create_{kind}")(args.name, host, inputs)
+        except ApplyError:
+            raise
+        except Exception as err:
+            where = traceback.extract_tb(err.__traceback__)[-1]
+            raise ApplyError(f"{args.typ} {args.name}: {err} ({where.filename}:{where.lineno})") from err
+        with self._lock:
+            self.state.created[key] = Created(args.typ, args.name, host, object_id, inputs, outputs)
+        return object_id, {**dict(args.inputs), **outputs}
+
+    # -- per kind ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _kind(typ: str) -> str | None:
+        if typ.startswith(DYNAMIC_PREFIX):
+            return "dynamic"
+        return {
+            "docker:index/network:Network": "network",
+            "docker:index/volume:Volume": "volume",
+            "docker:index/remoteImage:RemoteImage": "image",
+            "docker:index/container:Container": "container",
+        }.get(typ)
+
+    def _create_network(self, name: str, host: str, inputs: dict) -> tuple[str, dict]:
+        network = self.client(host).networks.create(
+            inputs["name"],
+            driver=inputs.get("driver"),
+            attachable=inputs.get("attachable"),
+            labels=_labels(inputs),
+            check_duplicate=True,
+        )
+        return network.id, {}
+
+    def _create_volume(self, name: str, host: str, inputs: dict) -> tuple[str, dict]:
+        volume = self.client(host).volumes.create(name=inputs["name"], labels=_labels(inputs))
+        return volume.name, {}
+
+    def _create_image(self, name: str, host: str, inputs: dict) -> tuple[str, dict]:
+        image_id = tag_as(self.client(host), self.built, inputs["name"])
+        # repo_digest is "" for an image only built or tagged locally (determineRepoDigest).
+        return f"{image_id}{inputs['name']}", {"imageId": image_id, "repoDigest": ""}
+
+    def _create_container(self, name: str, host: str, inputs: dict) -> tuple[str, dict]:
+        api = self.client(host).api
+        ports = inputs.get("ports") or []
+        check = inputs.get("healthcheck")
+        restart = {
+            "Name": inputs.get("restart", "no"),
+            "MaximumRetryCount": int(inputs.get("maxRetryCount", 0)),
+        }
+        host_config = api.create_host_config(
+            port_bindings={
+                f"{int(p['internal'])}/{p.get('protocol', 'tcp')}": (
+                    p.get("ip") or "0.0.0.0",
+                    int(p["external"]),
+                )
+                for p in ports
+            },
+            binds=[_bind(v) for v in inputs.get("volumes") or []],
+            restart_policy=None if restart["Name"] == "no" else restart,
+            mem_limit=int(inputs["memory"]) * 1024 * 1024 if inputs.get("memory") else None,
+            network_mode="bridge",
+        )
+        container = api.create_container(
+            image=inputs["image"],
+            name=inputs["name"],
+            command=inputs.get("command"),
+            entrypoint=inputs.get("entrypoints"),
+            environment=inputs.get("envs"),
+            labels=_labels(inputs),
+            hostname=inputs.get("hostname"),
+            user=inputs.get("user"),
+            working_dir=inputs.get("workingDir"),
+            ports=[(int(p["internal"]), p.get("protocol", "tcp")) for p in ports],
+            volumes=[v["containerPath"] for v in inputs.get("volumes") or []],
+            healthcheck=Healthcheck(
+                test=check["tests"],
+                interval=duration_ns(check.get("interval")),
+                timeout=duration_ns(check.get("timeout")),
+                start_period=duration_ns(check.get("startPeriod")),
+                retries=int(check.get("retries", 0)),
+            )
+            if check
+            else None,
+            host_config=host_config,
+            networking_config=NetworkingConfig({}),
+        )
+        container_id = container["Id"]
+        self._event("created", name)
+        networks = inputs.get("networksAdvanced") or []
+        if networks:
+            api.disconnect_container_from_network(container_id, "bridge")
+            for network in networks:
+                api.connect_container_to_network(
+                    container_id, network["name"], aliases=network.get("aliases")
+                )
+        for upload in inputs.get("uploads") or []:
+            api.put_archive(container_id, "/", _upload_tar(upload))
+        outputs: dict[str, Any] = {}
+        if inputs.get("start", True):
+            api.start(container_id)
+            self._event("started", name)
+            if inputs.get("wait"):
+                self._wait_healthy(
+                    api, container_id, name, int(inputs.get("waitTimeout", DEFAULT_WAIT_TIMEOUT_S))
+                )
+        if inputs.get("attach"):
+            result = api.wait(container_id, condition="not-running")
+            self.exit_codes[inputs["name"]] = result["StatusCode"]
+            self._event("exited", name, str(result["StatusCode"]))
+            if inputs.get("logs"):
+                outputs["containerLogs"] = api.logs(container_id).decode(errors="replace")
+        return container_id, outputs
+
+    def _create_dynamic(self, name: str, host: str, inputs: dict) -> tuple[str, dict]:
+        provider = _provider(inputs)
+        properties = {k: v for k, v in inputs.items() if k != "__provider"}
+        result = provider.create(properties)
+        self._event("created", name)
+        return result.id, {**properties, **(result.outs or {})}
+
+    # -- a second apply ------------------------------------------------------------------------
+
+    def _keep(self, old: Created, typ: str, name: str, inputs: dict) -> tuple[str, dict]:
+        if typ.startswith(DYNAMIC_PREFIX):
+            olds = {k: v for k, v in old.outputs.items() if k != "__provider"}
+            news = {k: v for k, v in inputs.items() if k != "__provider"}
+            diff = _provider(inputs).diff(old.object_id, olds, news)
+            if diff.changes:
+                self.changes.append(f"{typ} {name}: {diff.replaces or 'update'}")
+        elif _comparable(old.inputs) != _comparable(inputs):
+            changed = sorted(k for k in set(old.inputs) | set(inputs) if old.inputs.get(k) != inputs.get(k))
+            self.changes.append(f"{typ} {name}: {changed}")
+        with self._lock:
+            self.state.created[(typ, name)] = old
+        return old.object_id, {**inputs, **old.outputs}
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def client(self, host: str) -> docker.DockerClient:
+        with self._lock:
+            if host not in self._clients:
+                self._clients[host] = docker.DockerClient(base_url=host, timeout=300)
+            return self._clients[host]
+
+    def _host(self, provider_ref: str) -> str:
+        provider_id = provider_ref.rsplit("::", 1)[-1] if provider_ref else ""
+        if provider_id not in self._hosts:
+            raise ApplyError(f"resource without an explicit Docker provider ({provider_ref!r})")
+        return self._hosts[provider_id]
+
+    def _event(self, kind: str, name: str, detail: str = "") -> None:
+        with self._lock:
+            self.state.events.append(Event(time.monotonic() - self._started, kind, name, detail))
+
+    def _wait_healthy(self, api: docker.APIClient, container_id: str, name: str, timeout_s: int) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            health = api.inspect_container(container_id)["State"].get("Health")
+            if health is None:
+                raise ApplyError(
+                    f"{name}: you have supplied a 'wait' argument, but the container does not have a "
+                    "healthcheck defined"
+                )
+            if health["Status"] == "healthy":
+                self._event("healthy", name)
+                return
+            time.sleep(1)
+        raise ApplyError(f"{name}: container failed to be in healthy state within {timeout_s} s")
+
+
+def _provider(inputs: dict) -> Any:
+    return dill.loads(base64.b64decode(inputs["__provider"]))  # noqa: S301 (our own providers)
+
+
+def _bind(volume: dict) -> str:
+    """`volume_name-or-host_path:container_path:rw|ro` (volumeSetToDockerVolumes)."""
+    source = volume.get("hostPath") or volume["volumeName"]
+    return f"{source}:{volume['containerPath']}:{'ro' if volume.get('readOnly') else 'rw'}"
+
+
+def _labels(inputs: dict) -> dict[str, str]:
+    return {item["label"]: item["value"] for item in inputs.get("labels") or []}
+
+
+def _upload_tar(upload: dict) -> bytes:
+    content = (
+        base64.b64decode(upload["contentBase64"])
+        if upload.get("contentBase64")
+        else upload["content"].encode()
+    )
+    buffer = BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo(upload["file"].lstrip("/"))
+        info.size = len(content)
+        info.mode = 0o744 if upload.get("executable") else 0o644
+        info.mtime = int(time.time())
+        tar.addfile(info, BytesIO(content))  # uid/gid 0: owned by root, as the provider's tar
+    return buffer.getvalue()
+
+
+def _remove_network(api: docker.APIClient, network_id: str, timeout_s: float = 30) -> None:
+    """Remove a network, retrying while it still has endpoints (resourceDockerNetworkDelete
+    does, for 30 s), and wait until the engine no longer lists it (a swarm-scoped overlay
+    network goes a moment after the call returns)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            api.remove_network(network_id)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as err:
+            if "active endpoints" not in str(err) or time.monotonic() > deadline:
+                raise
+        try:
+            api.inspect_network(network_id)
+        except docker.errors.NotFound:
+            return
+        if time.monotonic() > deadline:
+            raise ApplyError(f"network {network_id} still listed {timeout_s:.0f} s after its removal")
+        time.sleep(0.5)
+
+
+def _comparable(inputs: dict) -> str:
+    return json.dumps(inputs, sort_keys=True, default=str)
+
+
+def teardown(state: EngineState, keep_volumes: frozenset[str] = frozenset()) -> list[str]:
+    """Remove every Docker object the apply made, dependants first (what `pulumi destroy`
+    does for them), but the volumes named in `keep_volumes` (retain_on_delete); the dynamic
+    resources' objects live in those services and go with them. Returns what failed."""
+    failures: list[str] = []
+    order = {
+        "docker:index/container:Container": 0,
+        "docker:index/network:Network": 1,
+        "docker:index/volume:Volume": 2,
+    }
+    for created in sorted((c for c in state.created.values() if c.typ in order), key=lambda c: order[c.typ]):
+        client = docker.DockerClient(base_url=created.host, timeout=120)
+        try:
+            if created.typ.endswith("Container"):
+                client.api.remove_container(created.object_id, force=True, v=True)
+            elif created.typ.endswith("Network"):
+                _remove_network(client.api, created.object_id)
+            elif created.inputs["name"] not in keep_volumes:
+                client.api.remove_volume(created.object_id)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as err:
+            failures.append(f"{created.typ} {created.name}: {err}")
+    return failures

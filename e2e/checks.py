@@ -1,0 +1,110 @@
+"""What the end-to-end tests check of any deployed stack (dev, prod squeezed onto one engine)."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+
+import yaml
+
+from e2e.stack import Deployment
+
+# Host names in URLs, libpq strings, nginx `server` lines and host:port pairs; a name must end
+# where a host name ends (`http://qdrant_rest` is an nginx upstream group, not a host).
+_NAME_PATTERNS = (
+    re.compile(r"://(?:[^@/\s]*@)?([a-z][a-z0-9.-]*)(?![\w])"),
+    re.compile(r"\bhost=([a-z][a-z0-9.-]*)(?![\w])"),
+    re.compile(r"\bserver ([a-z][a-z0-9-]*):\d+"),
+    re.compile(r"(?:^|[\s=\"'])([a-z][a-z0-9-]*):\d{2,5}\b"),
+)
+PUBLIC_PORTS = (8000, 6333, 6334, 6432)
+"""Kong's proxy, the Qdrant LB (REST, gRPC), the pooler: what clients reach from elsewhere."""
+OPERATOR_PORTS = frozenset({8001, 8100, 1234, 9898, 6400, 7676, 7677, 7678})
+"""Kong admin and status, the storage controller, pageserver, safekeepers: loopback only."""
+
+
+def names_in(text: str) -> set[str]:
+    """Single-label host names a config text connects to: the stack's own aliases (a dotted
+    name, like a CORS origin's, is outside the stack network)."""
+    return {m for pattern in _NAME_PATTERNS for m in pattern.findall(text) if "." not in m}
+
+
+def names_resolve_to_their_containers(deployment: Deployment, prober: str) -> set[str]:
+    """Every host name in every command, environment and uploaded file resolves, through
+    Docker's DNS on the stack network, to the container that declared that alias (asked from
+    inside `prober`). Returns the names checked."""
+    aliases: dict[str, str] = {}
+    names: set[str] = set()
+    application_hosts: set[str] = set()
+    for resource in deployment.run.containers:
+        for network in resource.plain("networksAdvanced") or []:
+            for alias in network.get("aliases") or []:
+                aliases[alias] = resource.plain("name")
+        uploads = resource.plain("uploads") or []
+        text = " ".join(
+            [*(resource.plain("command") or []), *(resource.plain("envs") or [])]
+            + [upload["content"] for upload in uploads]
+        )
+        names |= names_in(text)
+        for upload in uploads:
+            if upload["file"].endswith("kong.yml"):
+                # The RAG services behind Kong belong to the application, not to this stack.
+                services = yaml.safe_load(upload["content"])["services"]
+                application_hosts |= {names_in(s["url"]).pop() for s in services}
+    names -= {"localhost"} | application_hosts
+    network = deployment.network_name
+    for name in sorted(names):
+        assert name in aliases, f"{name} is used by a config but no container declares it"
+        code, output = deployment.container(prober).exec_run(["getent", "hosts", name])
+        assert code == 0, f"{name} does not resolve on the stack network"
+        address = deployment.container(aliases[name]).attrs["NetworkSettings"]["Networks"][network][
+            "IPAddress"
+        ]
+        assert output.decode().split()[0] == address, f"{name} resolves to {output!r}, not {aliases[name]}"
+    return names
+
+
+def bindings(container) -> set[tuple[str, int, int]]:
+    """(host IP, host port, container port) of every IPv4 binding the engine made."""
+    ports = container.attrs["NetworkSettings"]["Ports"] or {}
+    return {
+        (binding["HostIp"], int(binding["HostPort"]), int(port.split("/")[0]))
+        for port, bindings in ports.items()
+        for binding in bindings or []
+        if binding["HostIp"] != "::"
+    }
+
+
+def published_ports_are_the_declared_ones(deployment: Deployment) -> None:
+    """Each running container's real bindings equal its `ports`; operator ports on loopback."""
+    for resource in deployment.run.containers:
+        if resource.inputs.get("attach"):
+            continue
+        declared = {
+            (p.get("ip") or "0.0.0.0", int(p["external"]), int(p["internal"]))
+            for p in resource.plain("ports") or []
+        }
+        actual = bindings(deployment.container(resource.plain("name")))
+        assert actual == declared, resource.plain("name")
+        for ip, host_port, _ in actual:
+            if host_port in OPERATOR_PORTS:
+                assert ip == "127.0.0.1", f"{resource.plain('name')} publishes {host_port} on {ip}"
+
+
+def non_loopback_address() -> str:
+    """An IPv4 address of this machine outside 127/8 (the engine's own bridge gives one)."""
+    lines = subprocess.run(
+        ["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True, check=True
+    ).stdout
+    addresses = [line.split()[3].split("/")[0] for line in lines.splitlines()]
+    return next(a for a in addresses if not a.startswith("127."))
+
+
+def reachable_from_elsewhere(port: int) -> bool:
+    """Whether a connection from a non-loopback address of this machine is accepted."""
+    try:
+        socket.create_connection((non_loopback_address(), port), timeout=3).close()
+    except OSError:
+        return False
+    return True

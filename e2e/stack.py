@@ -1,0 +1,106 @@
+"""A stack deployed on the test engine by the program itself, and what the tests ask of it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+
+from e2e import engine as dockerd
+from e2e.apply import EngineMocks, EngineState, teardown
+from policies.program import ProgramRun, run_program
+
+# Registration threads: the engine creates up to 10 resources at once (`pulumi up --parallel`
+# defaults to that and more); waits for health hold a thread each.
+THREADS = 16
+
+
+@dataclass
+class Engine:
+    """The private dockerd and the stand-in images built on it."""
+
+    root: Path
+    client: docker.DockerClient
+    built: dict[str, str]
+
+    def host_urls(self, count: int) -> list[str]:
+        """`count` distinct Docker host URLs for the same engine (a stack's hosts squeezed onto
+        one machine): the socket and symlinks to it."""
+        urls = [dockerd.base_url(self.root)]
+        for index in range(1, count):
+            link = self.root / f"host-{index}.sock"
+            if not link.is_symlink():
+                link.symlink_to(dockerd.socket_path(self.root))
+            urls.append(f"unix://{link}")
+        return urls
+
+
+@dataclass
+class Deployment:
+    """One `pulumi up` of a stack on the engine, as the harness carried it out."""
+
+    engine: Engine
+    stack: str
+    overrides: dict[str, Any]
+    secrets: dict[str, str]
+    run: ProgramRun
+    mocks: EngineMocks
+    history: list[EngineMocks] = field(default_factory=list)
+
+    @property
+    def state(self) -> EngineState:
+        return self.mocks.state
+
+    def container(self, docker_name: str) -> docker.models.containers.Container:
+        return self.engine.client.containers.get(docker_name)
+
+    @property
+    def network_name(self) -> str:
+        return self.run.of_type("docker:index/network:Network")[0].inputs["name"]
+
+    def reapply(self) -> EngineMocks:
+        """The same program and config again, over this deployment's state (a second `pulumi up`)."""
+        mocks = EngineMocks(self.engine.built, self.state)
+        run_program(self.stack, self.overrides, self.secrets, mocks=mocks, threads=THREADS)
+        self.history.append(mocks)
+        return mocks
+
+    def destroy(self) -> list[str]:
+        """Remove what the deployment made, keeping the volumes the program retains on delete."""
+        kept = frozenset(
+            r.inputs["name"]
+            for r in self.run.of_type("docker:index/volume:Volume")
+            if r.name in self.run.retained
+        )
+        return teardown(self.state, kept)
+
+    def wait_healthy(self, timeout_s: float = 180) -> dict[str, str]:
+        """Every long-running container's health once all are healthy or the time is up."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            status = {}
+            for resource in self.run.containers:
+                if resource.inputs.get("attach"):
+                    continue
+                state = self.container(resource.inputs["name"]).attrs["State"]
+                status[resource.inputs["name"]] = (state.get("Health") or {}).get("Status", state["Status"])
+            if all(s == "healthy" for s in status.values()) or time.monotonic() > deadline:
+                return status
+            time.sleep(2)
+
+
+def deploy(
+    engine: Engine, stack: str, overrides: dict[str, Any], secrets: dict[str, str] | None = None
+) -> Deployment:
+    """Run the program for `stack` with the engine's mocks: every resource is created for real."""
+    mocks = EngineMocks(engine.built)
+    secrets = secrets or {}
+    try:
+        run = run_program(stack, overrides, secrets, mocks=mocks, threads=THREADS)
+    except BaseException:
+        teardown(mocks.state)  # a failed `up` in a test leaves nothing behind for the next
+        raise
+    return Deployment(engine, stack, overrides, secrets, run, mocks)

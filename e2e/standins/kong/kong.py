@@ -1,0 +1,131 @@
+#!/usr/bin/python3
+"""Stand-in for the kong CLI (3.9), driven by the same KONG_* environment as the real one.
+
+- `kong start`: DB-less (KONG_DATABASE=off) loads KONG_DECLARATIVE_CONFIG and refuses a
+  missing or invalid file; with postgres it needs a bootstrapped database (else "Database needs
+  bootstrapping", as kong/cmd/start.lua) and serves the configuration imported into it. The
+  proxy is tests/support/fake_kong.py (routes, cors, jwt, rate-limit headers) on
+  KONG_PROXY_LISTEN; the admin and status listeners answer `/status`. The pid file is written
+  where `kong health` looks (KONG_PREFIX/pids/nginx.pid).
+- `kong health` (kong/cmd/health.lua): healthy when PREFIX/.kong_env exists and that pid is alive.
+- `kong migrations bootstrap|up|finish`, `kong config db_import FILE`: against KONG_PG_*.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, "/opt/standin")
+from standin import die, forever, host_port, serve_status
+
+PREFIX = Path(os.environ.get("KONG_PREFIX", "/usr/local/kong"))
+PIDFILE = PREFIX / "pids" / "nginx.pid"
+
+
+def psql(sql: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PGPASSWORD": os.environ.get("KONG_PG_PASSWORD", "")}
+    return subprocess.run(
+        [
+            "psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
+            "-h", os.environ.get("KONG_PG_HOST", "127.0.0.1"),
+            "-p", os.environ.get("KONG_PG_PORT", "5432"),
+            "-U", os.environ.get("KONG_PG_USER", "kong"),
+            "-d", os.environ.get("KONG_PG_DATABASE", "kong"),
+        ],
+        input=sql, text=True, capture_output=True, env=env,
+    )  # fmt: skip
+
+
+def listen(variable: str) -> tuple[str, int] | None:
+    value = os.environ.get(variable, "off")
+    return None if value == "off" else host_port(value.split()[0])
+
+
+def start() -> None:
+    database = os.environ.get("KONG_DATABASE", "postgres")
+    if database == "off":
+        path = os.environ.get("KONG_DECLARATIVE_CONFIG") or die("KONG_DECLARATIVE_CONFIG is not set")
+        try:
+            kong_yml = Path(path).read_text()
+        except OSError as err:
+            die(f"error parsing declarative config file {path}: {err}")
+    elif database == "postgres":
+        answer = psql("SELECT config FROM standin_config ORDER BY id DESC LIMIT 1;")
+        if answer.returncode != 0:
+            die(f"Database needs bootstrapping or is older than Kong 1.0: {answer.stderr.strip()}")
+        kong_yml = answer.stdout
+    else:
+        die(f"invalid KONG_DATABASE {database!r}")
+
+    import yaml
+
+    from tests.support.fake_kong import FakeKong
+
+    config = yaml.safe_load(kong_yml)
+    if not isinstance(config, dict) or "_format_version" not in config:
+        die("declarative config: expected an object with _format_version")
+
+    class Proxy(FakeKong):
+        bind = listen("KONG_PROXY_LISTEN") or die("KONG_PROXY_LISTEN is off")
+
+    Proxy(kong_yml).__enter__()
+    for variable in ("KONG_ADMIN_LISTEN", "KONG_STATUS_LISTEN"):
+        if where := listen(variable):
+            serve_status(*where, {"/status": (200, b'{"database": {"reachable": true}}'), "/": (200, b"{}")})
+    PIDFILE.parent.mkdir(parents=True, exist_ok=True)
+    (PREFIX / ".kong_env").write_text("")  # `kong prepare` writes it; `kong health` needs it
+    PIDFILE.write_text(str(os.getpid()))
+    forever()
+
+
+def health() -> None:
+    if not (PREFIX / ".kong_env").exists():
+        die(f"Kong is not running at {PREFIX}")
+    try:
+        pid = int(PIDFILE.read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        die(f"Kong is not running at {PREFIX}")
+    print(f"Kong is healthy at {PREFIX}")
+
+
+def migrations(step: str) -> None:
+    if step == "bootstrap":
+        answer = psql(
+            "CREATE TABLE IF NOT EXISTS schema_meta (key text PRIMARY KEY);"
+            "CREATE TABLE IF NOT EXISTS standin_config (id serial PRIMARY KEY, config text NOT NULL);"
+        )
+    elif step in ("up", "finish"):
+        answer = psql("SELECT count(*) FROM schema_meta;")
+    else:
+        die(f"unknown migrations command {step!r}")
+    if answer.returncode != 0:
+        die(f"[PostgreSQL error] {answer.stderr.strip()}")
+
+
+def db_import(path: str) -> None:
+    text = Path(path).read_text()
+    answer = psql(f"INSERT INTO standin_config (config) VALUES ($kongyml${text}$kongyml$);")
+    if answer.returncode != 0:
+        die(f"[PostgreSQL error] {answer.stderr.strip()}")
+
+
+def main(argv: list[str]) -> None:
+    match argv:
+        case ["start"]:
+            start()
+        case ["health"]:
+            health()
+        case ["migrations", step]:
+            migrations(step)
+        case ["config", "db_import", path]:
+            db_import(path)
+        case _:
+            die(f"unknown command {' '.join(argv)}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

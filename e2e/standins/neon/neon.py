@@ -1,0 +1,179 @@
+#!/usr/bin/python3
+"""The Neon storage services, as stand-ins: what each real binary takes on its command line
+and in its files, what it needs from its peers at start, and the HTTP API the stack uses.
+
+- storage_broker `--listen-addr=H:P`: `GET /status` (storage_broker/src/bin/storage_broker.rs).
+- storage_controller `--listen=H:P --dev --control-plane-url=U --db-connect-timeout=D ...` and
+  `DATABASE_URL`: it exits when the database does not answer within the timeout
+  (persistence.rs); `GET /ready`, `GET /status`, the tenant and timeline API of
+  tests/support/fake_neon.py, and `POST /upcall/v1/re-attach` from pageservers. A tenant cannot
+  be placed before a pageserver has attached ("No pageserver found", 409).
+- pageserver `-D DIR`: reads DIR/pageserver.toml, identity.toml and metadata.json (it refuses
+  to start without them) and writes its tenants under DIR; re-attaches to `control_plane_api`
+  before its HTTP API answers;
+  `GET /v1/status`, and a timeline GET answered from the controller's records.
+- safekeeper `--id --listen-pg=H:P --listen-http=H:P --broker-endpoint=U -D DIR
+  --remote-storage=...`: binds --listen-pg on the address its host name resolves to;
+  `GET /v1/status`, timeline DELETE (FakeSafekeeper).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import tomllib
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, "/opt/standin")
+from standin import die, forever, host_port, listen_tcp, serve_status, wait_reachable
+
+from tests.support.fake_http import FakeJsonServer
+from tests.support.fake_neon import FakeSafekeeper, FakeStorageController
+
+
+def broker(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="storage_broker")
+    parser.add_argument("--listen-addr", required=True)
+    args = parser.parse_args(argv)
+    serve_status(*host_port(args.listen_addr), {"/status": (200, b"{}")})
+    forever()
+
+
+def controller(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="storage_controller")
+    parser.add_argument("--listen", required=True)
+    parser.add_argument("--dev", action="store_true")
+    parser.add_argument("--control-plane-url", required=True)
+    parser.add_argument("--max-offline-interval")
+    parser.add_argument("--db-connect-timeout", default="5s")
+    parser.add_argument("--heartbeat-interval")
+    args = parser.parse_args(argv)
+    url = os.environ.get("DATABASE_URL") or die("DATABASE_URL is not set")
+    timeout = float(args.db_connect_timeout.removesuffix("s"))
+    deadline = time.monotonic() + timeout
+    # A real login (psql), as the controller's connection pool makes one.
+    while subprocess.run(["psql", "-q", "-c", "SELECT 1", url], capture_output=True).returncode != 0:
+        if time.monotonic() > deadline:
+            die(f"database connection timed out after {args.db_connect_timeout}")
+        time.sleep(1)
+    host, port = host_port(args.control_plane_url)
+    wait_reachable(host, port, 30, "control plane hook")
+
+    class Controller(FakeStorageController):
+        bind = host_port(args.listen)
+        attached: set[int] = set()
+
+        def handle(self, method, path, body, headers):
+            if path in ("/ready", "/status") and method == "GET":
+                return 200, {}
+            if path == "/upcall/v1/re-attach" and method == "POST":
+                self.attached.add(body["node_id"])
+                return 200, {"tenants": []}
+            if path == "/v1/tenant" and method == "POST" and not self.attached:
+                return 409, {"msg": "Conflict: Failed to schedule shard(s): No pageserver found"}
+            return super().handle(method, path, body, headers)
+
+    Controller().__enter__()
+    forever()
+
+
+def pageserver(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="pageserver")
+    parser.add_argument("-D", "--workdir", required=True)
+    args = parser.parse_args(argv)
+    workdir = Path(args.workdir)
+    try:
+        config = tomllib.loads((workdir / "pageserver.toml").read_text())
+        identity = tomllib.loads((workdir / "identity.toml").read_text())
+        json.loads((workdir / "metadata.json").read_text())
+    except (OSError, ValueError) as err:
+        die(f"cannot load config from {workdir}: {err}")
+    try:  # the real one keeps its tenants under the workdir: it must be able to write there
+        (workdir / "tenants").mkdir(exist_ok=True)
+    except OSError as err:
+        die(f"cannot create {workdir}/tenants: {err}")
+    broker_host, broker_port = host_port(config["broker_endpoint"])
+    wait_reachable(broker_host, broker_port, 30, "storage broker")
+    upcall = config["control_plane_api"].rstrip("/")
+    request = urllib.request.Request(
+        f"{upcall}/re-attach",
+        data=json.dumps({"node_id": identity["id"]}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    for _ in range(60):  # re-attach is retried until the controller answers
+        try:
+            urllib.request.urlopen(request, timeout=5).read()
+            break
+        except OSError:
+            time.sleep(1)
+    else:
+        die(f"re-attach to {upcall} failed")
+    controller_base = upcall.removesuffix("/upcall/v1")
+
+    class Pageserver(FakeJsonServer):
+        bind = host_port(config["listen_http_addr"])
+
+        def handle(self, method, path, body, headers):
+            if path == "/v1/status" and method == "GET":
+                return 200, {"id": identity["id"]}
+            parts = [p for p in path.split("?")[0].split("/") if p]
+            if (
+                method == "GET"
+                and len(parts) == 5
+                and parts[:2] == ["v1", "tenant"]
+                and parts[3] == "timeline"
+            ):
+                try:
+                    with urllib.request.urlopen(controller_base + path, timeout=5) as answer:
+                        return 200, json.loads(answer.read())
+                except urllib.error.HTTPError as err:
+                    return err.code, {"msg": "NotFound: timeline"}
+            return 404, {"msg": f"no route {method} {path}"}
+
+    listen_tcp(*host_port(config["listen_pg_addr"]))
+    Pageserver().__enter__()
+    forever()
+
+
+def safekeeper(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="safekeeper")
+    for flag in ("--id", "--listen-pg", "--listen-http", "--broker-endpoint", "--remote-storage"):
+        parser.add_argument(flag, required=True)
+    parser.add_argument("--availability-zone")
+    parser.add_argument("-D", "--datadir", required=True)
+    args = parser.parse_args(argv)
+    tomllib.loads(f"remote_storage = {args.remote_storage}")  # refused unless valid TOML
+    try:
+        (Path(args.datadir) / "safekeeper.id").write_text(args.id)
+    except OSError as err:
+        die(f"cannot write to the data directory {args.datadir}: {err}")
+    wait_reachable(*host_port(args.broker_endpoint), 30, "storage broker")
+    listen_tcp(*host_port(args.listen_pg))
+
+    class Safekeeper(FakeSafekeeper):
+        bind = host_port(args.listen_http)
+
+        def handle(self, method, path, body, headers):
+            if path == "/v1/status" and method == "GET":
+                return 200, {"id": int(args.id)}
+            return super().handle(method, path, body, headers)
+
+    Safekeeper().__enter__()
+    forever()
+
+
+PROGRAMS = {
+    "storage_broker": broker,
+    "storage_controller": controller,
+    "pageserver": pageserver,
+    "safekeeper": safekeeper,
+}
+
+if __name__ == "__main__":
+    PROGRAMS[Path(sys.argv[0]).name](sys.argv[1:])

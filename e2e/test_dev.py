@@ -1,0 +1,225 @@
+"""The dev stack, deployed by the program on a real Docker engine, proven from the outside.
+
+One deployment for the module (it takes about half a minute); the tests read it in file
+order and the last one destroys it.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+
+import grpc
+import psycopg
+import pytest
+import requests
+
+from e2e.checks import (
+    OPERATOR_PORTS,
+    PUBLIC_PORTS,
+    names_resolve_to_their_containers,
+    published_ports_are_the_declared_ones,
+    reachable_from_elsewhere,
+)
+from e2e.stack import Deployment, Engine, deploy
+from tests.support.rag_data import load_legacy
+
+SOURCE_NAME = "rag-e2e-legacy-timescale"
+SOURCE_PASSWORD = "legacy-source-password"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def legacy_source(engine: Engine) -> Iterator[str]:
+    """The old database, as a container of its own (real PostgreSQL with pgvector), filled
+    with a slice of the plan's data; its DSN as seen from this machine."""
+    port = _free_port()
+    container = engine.client.containers.run(
+        engine.built["postgres"],
+        name=SOURCE_NAME,
+        environment={"POSTGRES_USER": "legacy", "POSTGRES_PASSWORD": SOURCE_PASSWORD, "POSTGRES_DB": "rag"},
+        ports={"5432/tcp": ("127.0.0.1", port)},
+        detach=True,
+    )
+    dsn = f"postgresql://legacy:{SOURCE_PASSWORD}@127.0.0.1:{port}/rag"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            psycopg.connect(dsn, connect_timeout=2).close()
+            break
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    load_legacy(dsn, chunks=400, documents=40, query_rows=60)
+    yield dsn
+    container.remove(force=True, v=True)
+
+
+@pytest.fixture(scope="module")
+def dev(engine: Engine, legacy_source: str) -> Iterator[Deployment]:
+    deployment = deploy(
+        engine,
+        "dev",
+        {
+            "dockerHosts": engine.host_urls(1),
+            "verify": {"enabled": False},  # the checks are run against it by the tests below
+            "migration": {"postgres": {"enabled": True}},
+        },
+        secrets={"timescaleUrl": legacy_source},
+    )
+    yield deployment
+    deployment.destroy()
+
+
+def test_every_container_turns_healthy_and_every_job_exits_0(dev: Deployment) -> None:
+    status = dev.wait_healthy()
+    assert status and all(s == "healthy" for s in status.values()), status
+    assert dev.mocks.exit_codes == {"rag-infra-dev-minio-bucket": 0}
+
+
+def test_each_container_starts_after_what_it_depends_on_is_ready(dev: Deployment) -> None:
+    events = dev.state.events
+    first = {}
+    for event in events:
+        first.setdefault((event.kind, event.name), event.at)
+    ready_kind = {}
+    for resource in dev.run.resources:
+        if resource.typ == "docker:index/container:Container":
+            inputs = resource.inputs
+            ready_kind[resource.name] = (
+                "exited" if inputs.get("attach") else "healthy" if inputs.get("wait") else "started"
+            )
+        elif resource.typ.startswith("pulumi-python:dynamic"):
+            ready_kind[resource.name] = "created"
+    checked = 0
+    for name, dependencies in dev.run.depends_on.items():
+        if ("created", name) not in first:
+            continue
+        for dependency in dependencies & set(ready_kind):
+            ready = first[(ready_kind[dependency], dependency)]
+            assert ready <= first[("created", name)], (
+                f"{name} created before {dependency} was {ready_kind[dependency]}"
+            )
+            checked += 1
+    assert checked >= 8
+    # The chain the Neon tier stands on: the controller, then the pageserver, then the
+    # tenant and timeline, then the compute that serves them.
+    order = [
+        ("healthy", "neon-storage-controller"),
+        ("healthy", "neon-storage-pageserver"),
+        ("created", "neon-timeline-main"),
+        ("created", "neon-compute-main-container"),
+        ("created", "neon-schema"),
+    ]
+    times = [first[step] for step in order]
+    assert times == sorted(times), dict(zip(order, times, strict=True))
+
+
+def test_every_name_the_configs_use_resolves_to_its_container(dev: Deployment) -> None:
+    names = names_resolve_to_their_containers(dev, prober="rag-infra-dev-qdrant-lb")
+    assert {
+        "qdrant-0",
+        "qdrant-1",
+        "qdrant-2",
+        "storage-broker",
+        "pageserver",
+        "minio",
+        "neon-compute",
+    } <= names
+
+
+def test_published_ports_are_exactly_the_declared_ones_and_operator_ports_stay_on_loopback(
+    dev: Deployment,
+) -> None:
+    published_ports_are_the_declared_ones(dev)
+    # From an address of this machine other than loopback: the public ports answer, the
+    # operator ports do not.
+    assert all(reachable_from_elsewhere(port) for port in PUBLIC_PORTS)
+    assert not any(reachable_from_elsewhere(port) for port in OPERATOR_PORTS)
+
+
+def _grpc_health(target: str) -> str:
+    with grpc.insecure_channel(target) as channel:
+        call = channel.unary_unary("/qdrant.Qdrant/HealthCheck")
+        reply = call(b"", timeout=5)
+    # HealthCheckReply: field 1 title, field 2 version (length-delimited strings).
+    fields, at = {}, 0
+    while at < len(reply):
+        number, length = reply[at] >> 3, reply[at + 1]
+        fields[number] = reply[at + 2 : at + 2 + length].decode()
+        at += 2 + length
+    return fields[2]
+
+
+def test_the_lb_serves_rest_and_grpc_and_keeps_serving_with_a_node_stopped(dev: Deployment) -> None:
+    """With a node stopped, every request is answered. One exception is nginx's own: a request
+    that is trying the stopped node at the moment its name leaves Docker's DNS ends in 502 "no
+    live upstreams" (ngx_http_upstream_round_robin.c: a peer list that changed during the
+    request gives NGX_BUSY), so at most one request may fail, and its retry must not."""
+    outputs = dev.run.outputs
+    url, key = outputs["qdrantUrl"], outputs["qdrantApiKey"]
+    grpc_target = outputs["qdrantGrpcUrl"].removeprefix("http://")
+
+    def rest() -> int:
+        return requests.get(
+            f"{url}/collections/docs_index_mxbai", headers={"api-key": key}, timeout=10
+        ).status_code
+
+    assert rest() == 200
+    assert _grpc_health(grpc_target) == "1.19.0"
+    node = dev.container("rag-infra-dev-qdrant-2")
+    node.stop(timeout=1)
+    try:
+        failed = []
+        for _ in range(30):  # spans the LB's DNS re-resolution (valid=10s)
+            if (code := rest()) != 200:
+                failed.append((code, rest()))
+        lb_log = dev.container("rag-infra-dev-qdrant-lb").logs(tail=20).decode()
+        assert len(failed) <= 1 and all(retry == 200 for _, retry in failed), (failed, lb_log)
+        assert {_grpc_health(grpc_target) for _ in range(6)} == {"1.19.0"}
+    finally:
+        node.start()
+    assert dev.wait_healthy(60)["rag-infra-dev-qdrant-2"] == "healthy"
+
+
+def test_the_postgres_migration_ran_from_a_container_source_into_the_compute(
+    dev: Deployment, legacy_source: str
+) -> None:
+    report = dev.run.outputs["postgresMigration"]
+    assert report["ok"], report
+    with (
+        psycopg.connect(legacy_source) as source,
+        psycopg.connect(dev.run.outputs["neonDatabaseUrl"]) as target,
+    ):
+        for table in ("rag.collections", "rag.documents", "rag.chunks"):
+            count = source.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            assert count > 0
+            assert target.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == count, table
+        # The compute serves it to the role through the pooler as well.
+        pooled = dev.run.outputs["neonPooledUrl"]
+        with psycopg.connect(pooled, prepare_threshold=None) as through_pool:
+            assert through_pool.execute("SELECT count(*) FROM rag.chunks").fetchone()[0] == 400
+
+
+def test_a_second_apply_of_the_same_render_changes_nothing(dev: Deployment) -> None:
+    before = {c.name: c.id for c in dev.engine.client.containers.list(all=True)}
+    again = dev.reapply()
+    assert again.changes == []
+    assert again.state.events == []
+    assert {c.name: c.id for c in dev.engine.client.containers.list(all=True)} == before
+
+
+def test_destroy_leaves_no_container_network_or_volume_of_the_stack(dev: Deployment) -> None:
+    assert dev.destroy() == []
+    client = dev.engine.client
+    label = "rag-infra.stack=dev"
+    assert client.containers.list(all=True, filters={"label": label}) == []
+    assert client.networks.list(filters={"label": label}) == []
+    assert client.volumes.list(filters={"label": label}) == []

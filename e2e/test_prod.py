@@ -1,0 +1,66 @@
+"""The prod stack squeezed onto one engine: three host URLs (the socket and two links to it),
+a single-node swarm for the attachable overlay network the program creates for several hosts,
+the plan's HA sizes (3 Qdrant nodes, 3 safekeepers). What one machine cannot show, it does not
+claim: the three "hosts" are one engine, so spreading is checked on the render (which provider
+each member was created with) and availability on the containers."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+from e2e.checks import names_resolve_to_their_containers, published_ports_are_the_declared_ones
+from e2e.stack import Deployment, Engine, deploy
+
+
+@pytest.fixture(scope="module")
+def swarm(engine: Engine) -> Iterator[None]:
+    """A single-node swarm on the test engine (overlay networks need one), left afterwards."""
+    engine.client.swarm.init(advertise_addr="127.0.0.1")
+    yield
+    engine.client.swarm.leave(force=True)
+
+
+@pytest.fixture(scope="module")
+def prod(engine: Engine, swarm: None) -> Iterator[Deployment]:
+    deployment = deploy(engine, "prod", {"dockerHosts": engine.host_urls(3), "verify": {"enabled": False}})
+    yield deployment
+    deployment.destroy()
+    for volume in engine.client.volumes.list(filters={"label": "rag-infra.stack=prod"}):
+        volume.remove()
+
+
+def test_every_container_turns_healthy_on_the_overlay_network(prod: Deployment) -> None:
+    status = prod.wait_healthy()
+    assert status and all(s == "healthy" for s in status.values()), status
+    assert prod.mocks.exit_codes == {"rag-infra-prod-minio-bucket": 0}
+    network = prod.engine.client.networks.get(prod.network_name).attrs
+    assert (network["Driver"], network["Attachable"]) == ("overlay", True)
+    attached = {c.name for c in prod.engine.client.containers.list(filters={"network": prod.network_name})}
+    assert set(status) <= attached
+
+
+def test_quorum_members_are_spread_one_per_host(prod: Deployment) -> None:
+    hosts = prod.engine.host_urls(3)
+    for prefix in ("rag-infra-prod-safekeeper-", "rag-infra-prod-qdrant-"):
+        members = [c for c in prod.run.containers if c.plain("name").removeprefix(prefix).isdigit()]
+        placed = Counter(prod.run.provider_host(c) for c in members if c.plain("name").startswith(prefix))
+        assert placed == dict.fromkeys(hosts, 1), (prefix, placed)
+
+
+def test_names_resolve_over_the_overlay_and_ports_are_the_declared_ones(prod: Deployment) -> None:
+    names = names_resolve_to_their_containers(prod, prober="rag-infra-prod-qdrant-lb")
+    assert {"safekeeper-0", "safekeeper-1", "safekeeper-2"} <= names
+    published_ports_are_the_declared_ones(prod)
+
+
+def test_destroy_keeps_the_data_volumes_and_nothing_else(prod: Deployment) -> None:
+    declared = {r.inputs["name"] for r in prod.run.of_type("docker:index/volume:Volume")}
+    assert prod.destroy() == []
+    client = prod.engine.client
+    label = "rag-infra.stack=prod"
+    assert client.containers.list(all=True, filters={"label": label}) == []
+    assert client.networks.list(filters={"label": label}) == []
+    assert {v.name for v in client.volumes.list(filters={"label": label})} == declared
