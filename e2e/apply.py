@@ -46,6 +46,7 @@ import docker
 import pulumi
 from docker.types import Healthcheck, NetworkingConfig
 
+from e2e.engine import client as engine_client
 from e2e.images import tag_as
 from policies.program import RecordingMocks, unwrap_secrets
 
@@ -272,7 +273,7 @@ class EngineMocks(RecordingMocks):
     def client(self, host: str) -> docker.DockerClient:
         with self._lock:
             if host not in self._clients:
-                self._clients[host] = docker.DockerClient(base_url=host, timeout=300)
+                self._clients[host] = engine_client(host, timeout=300)
             return self._clients[host]
 
     def _host(self, provider_ref: str) -> str:
@@ -368,7 +369,7 @@ def teardown(state: EngineState, keep_volumes: frozenset[str] = frozenset()) -> 
         "docker:index/volume:Volume": 2,
     }
     for created in sorted((c for c in state.created.values() if c.typ in order), key=lambda c: order[c.typ]):
-        client = docker.DockerClient(base_url=created.host, timeout=120)
+        client = engine_client(created.host)
         try:
             if created.typ.endswith("Container"):
                 client.api.remove_container(created.object_id, force=True, v=True)

@@ -108,3 +108,24 @@ def reachable_from_elsewhere(port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def data_volumes_hold_data(deployment: Deployment, written_on_demand: frozenset[str]) -> None:
+    """Each named volume holds what its service wrote (a mount at the wrong path leaves it
+    empty and the data in the container's own layer, lost with it), but the volumes mounted at
+    `written_on_demand` paths (snapshots), which stay empty until asked for."""
+    client = deployment.engine.client
+    checked = 0
+    for resource in deployment.run.containers:
+        for volume in resource.plain("volumes") or []:
+            if volume["containerPath"] in written_on_demand:
+                continue
+            listing = client.containers.run(
+                deployment.engine.built["nginx"],
+                ["ls", "-A", "/volume"],
+                volumes={volume["volumeName"]: {"bind": "/volume", "mode": "ro"}},
+                remove=True,
+            )
+            assert listing.strip(), f"{resource.plain('name')}: nothing in {volume['volumeName']}"
+            checked += 1
+    assert checked, "no data volume to check"

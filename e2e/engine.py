@@ -21,6 +21,13 @@ import docker
 
 DOCKERD = "dockerd"
 START_TIMEOUT_S = 60
+API_VERSION = "1.41"
+"""Debian 12's docker.io (20.10); pinned so a client can be made before the engine answers."""
+
+
+def client(url: str, timeout: int = 120) -> docker.DockerClient:
+    """A Docker SDK client of the API version this harness speaks."""
+    return docker.DockerClient(base_url=url, version=API_VERSION, timeout=timeout)
 
 
 def socket_path(root: Path) -> Path:
@@ -34,9 +41,9 @@ def base_url(root: Path) -> str:
 def start(root: Path) -> docker.DockerClient:
     """Start dockerd under `root` (or reuse the one already answering there)."""
     root.mkdir(parents=True, exist_ok=True)
-    client = docker.DockerClient(base_url=base_url(root), timeout=120)
-    if _answers(client):
-        return client
+    engine = client(base_url(root))
+    if _answers(engine):
+        return engine
     if shutil.which(DOCKERD) is None:
         raise RuntimeError("dockerd is not installed: `apt-get install -y docker.io` (e2e/run.sh does it)")
     log = (root / "dockerd.log").open("ab")
@@ -60,8 +67,8 @@ def start(root: Path) -> docker.DockerClient:
     )
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
-        if _answers(client):
-            return client
+        if _answers(engine):
+            return engine
         time.sleep(0.3)
     raise RuntimeError(
         f"dockerd did not answer on {socket_path(root)} in {START_TIMEOUT_S} s; see {root}/dockerd.log"
@@ -73,10 +80,10 @@ def stop(root: Path) -> None:
     pidfile = root / "dockerd.pid"
     if not pidfile.exists():
         return
-    client = docker.DockerClient(base_url=base_url(root), timeout=30)
-    if _answers(client):
+    engine = client(base_url(root), timeout=30)
+    if _answers(engine):
         with contextlib.suppress(docker.errors.APIError):  # not in a swarm
-            client.swarm.leave(force=True)
+            engine.swarm.leave(force=True)
     pid = int(pidfile.read_text().strip())
     try:
         os.kill(pid, signal.SIGTERM)

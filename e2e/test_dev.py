@@ -18,6 +18,7 @@ import requests
 from e2e.checks import (
     OPERATOR_PORTS,
     PUBLIC_PORTS,
+    data_volumes_hold_data,
     names_resolve_to_their_containers,
     published_ports_are_the_declared_ones,
     reachable_from_elsewhere,
@@ -143,6 +144,10 @@ def test_published_ports_are_exactly_the_declared_ones_and_operator_ports_stay_o
     # operator ports do not.
     assert all(reachable_from_elsewhere(port) for port in PUBLIC_PORTS)
     assert not any(reachable_from_elsewhere(port) for port in OPERATOR_PORTS)
+
+
+def test_every_data_volume_holds_its_service_data(dev: Deployment) -> None:
+    data_volumes_hold_data(dev, written_on_demand=frozenset({"/qdrant/snapshots"}))
 
 
 def _grpc_health(target: str) -> str:

@@ -11,7 +11,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from e2e.checks import names_resolve_to_their_containers, published_ports_are_the_declared_ones
+from e2e.checks import (
+    data_volumes_hold_data,
+    names_resolve_to_their_containers,
+    published_ports_are_the_declared_ones,
+)
 from e2e.stack import Deployment, Engine, deploy
 
 
@@ -54,6 +58,7 @@ def test_names_resolve_over_the_overlay_and_ports_are_the_declared_ones(prod: De
     names = names_resolve_to_their_containers(prod, prober="rag-infra-prod-qdrant-lb")
     assert {"safekeeper-0", "safekeeper-1", "safekeeper-2"} <= names
     published_ports_are_the_declared_ones(prod)
+    data_volumes_hold_data(prod, written_on_demand=frozenset({"/qdrant/snapshots"}))
 
 
 def test_destroy_keeps_the_data_volumes_and_nothing_else(prod: Deployment) -> None:

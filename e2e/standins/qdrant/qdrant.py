@@ -106,6 +106,11 @@ def main() -> None:
     if uri.port != p2p_port or bootstrap.port != p2p_port:
         die(f"--uri and --bootstrap must name the P2P port {p2p_port}")
     leader = uri.hostname == bootstrap.hostname
+    try:  # the real node keeps its Raft state in ./storage (config/config.yaml storage_path)
+        with open("storage/raft_state.json", "w") as state:
+            json.dump({"this_peer_uri": args.uri, "bootstrap": args.bootstrap}, state)
+    except OSError as err:
+        die(f"cannot write ./storage/raft_state.json: {err}")
 
     if leader:
 
