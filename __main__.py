@@ -93,7 +93,11 @@ if neon:
 if qdrant:
     checked |= {"qdrantUrl": qdrant.url, "qdrantApiKey": qdrant.api_key}
 if kong:
-    checked |= {"kongProxyUrl": kong.proxy_url, "kongJwtCredentials": kong.credentials}
+    checked |= {
+        "kongProxyUrl": kong.proxy_url,
+        "kongJwtCredentials": kong.credentials,
+        "kongAdminUrl": kong.admin_url,
+    }
 gate = (
     VerificationGate(
         "verification",

@@ -390,10 +390,10 @@ E2E_MUTANTS = [
         E2E_TESTS,
     ),
     Mutant(
-        "mount path: the database volume beside PGDATA instead of on it",
+        "mount path: the database volume where another distribution keeps PGDATA",
         "components/platform/postgres.py",
         "container_path=DATA_PATH)",
-        'container_path="/var/lib/postgresql")',
+        'container_path="/var/lib/pgsql/data")',
         E2E_TESTS,
     ),
     Mutant(

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-import socket
-import subprocess
 
 import yaml
 
 from e2e.stack import Deployment
+from verify.reach import accepts, non_loopback_address
 
 # Host names in URLs, libpq strings, nginx `server` lines and host:port pairs; a name must end
 # where a host name ends (`http://qdrant_rest` is an nginx upstream group, not a host).
@@ -92,22 +91,11 @@ def published_ports_are_the_declared_ones(deployment: Deployment) -> None:
                 assert ip == "127.0.0.1", f"{resource.plain('name')} publishes {host_port} on {ip}"
 
 
-def non_loopback_address() -> str:
-    """An IPv4 address of this machine outside 127/8 (the engine's own bridge gives one)."""
-    lines = subprocess.run(
-        ["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True, check=True
-    ).stdout
-    addresses = [line.split()[3].split("/")[0] for line in lines.splitlines()]
-    return next(a for a in addresses if not a.startswith("127."))
-
-
 def reachable_from_elsewhere(port: int) -> bool:
     """Whether a connection from a non-loopback address of this machine is accepted."""
-    try:
-        socket.create_connection((non_loopback_address(), port), timeout=3).close()
-    except OSError:
-        return False
-    return True
+    address = non_loopback_address()
+    assert address, "this machine has no address but loopback to try from"
+    return accepts(address, port)
 
 
 def data_volumes_hold_data(deployment: Deployment, written_on_demand: frozenset[str]) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +14,7 @@ import docker
 
 from e2e import engine as dockerd
 from e2e.apply import EngineMocks, EngineState, teardown
-from policies.program import ProgramRun, run_program
+from policies.program import ROOT, ProgramRun, run_program
 
 # Registration threads: the engine creates up to 10 resources at once (`pulumi up --parallel`
 # defaults to that and more); waits for health hold a thread each.
@@ -67,6 +70,26 @@ class Deployment:
         run_program(self.stack, self.overrides, self.secrets, mocks=mocks, threads=THREADS)
         self.history.append(mocks)
         return mocks
+
+    def verify(self, *flags: str, outputs_file: Path) -> tuple[int, dict, str]:
+        """`python -m verify` on this stack, as an operator runs it: the outputs from a file, the
+        engine as the Docker host. Returns the exit code, the JSON report and what it printed."""
+        outputs_file.write_text(json.dumps(self.run.outputs))
+        command = [
+            sys.executable,
+            "-m",
+            "verify",
+            "--stack",
+            self.stack,
+            "--outputs",
+            str(outputs_file),
+            "--json",
+        ]
+        for host in self.overrides["dockerHosts"]:
+            command += ["--docker-host", host]
+        done = subprocess.run([*command, *flags], capture_output=True, text=True, cwd=ROOT, timeout=600)
+        report = json.loads(done.stdout) if done.stdout.strip() else {}
+        return done.returncode, report, done.stderr
 
     def destroy(self) -> list[str]:
         """Remove what the deployment made, keeping the volumes the program retains on delete."""

@@ -213,6 +213,20 @@ def test_the_postgres_migration_ran_from_a_container_source_into_the_compute(
             assert through_pool.execute("SELECT count(*) FROM rag.chunks").fetchone()[0] == 400
 
 
+def test_verify_passes_and_the_failover_drill_measures_the_loss_of_a_node(dev: Deployment, tmp_path) -> None:
+    """`python -m verify --failover` against the deployed stack: every check passes, and the
+    drill stops qdrant-2 through the engine's API under load, measures, and starts it again."""
+    code, report, printed = dev.verify("--failover", outputs_file=tmp_path / "outputs.json")
+    assert code == 0 and report["ok"], printed
+    checks = {check["name"]: check for check in report["checks"]}
+    assert {"failover.qdrant.searches", "failover.qdrant.replicas", "failover.qdrant.points"} <= set(checks)
+    assert "no majority" in checks["failover.safekeeper"]["saw"]  # dev runs one safekeeper
+    print(
+        "\n".join(f"{name}: {check['saw']}" for name, check in checks.items() if name.startswith("failover"))
+    )
+    assert dev.container("rag-infra-dev-qdrant-2").attrs["State"]["Running"]
+
+
 def test_a_second_apply_of_the_same_render_changes_nothing(dev: Deployment) -> None:
     before = {c.name: c.id for c in dev.engine.client.containers.list(all=True)}
     again = dev.reapply()

@@ -61,6 +61,22 @@ def test_names_resolve_over_the_overlay_and_ports_are_the_declared_ones(prod: De
     data_volumes_hold_data(prod, written_on_demand=frozenset({"/qdrant/snapshots"}))
 
 
+def test_the_failover_drill_is_refused_on_prod_unless_forced_and_then_runs(
+    prod: Deployment, tmp_path
+) -> None:
+    outputs = tmp_path / "outputs.json"
+    code, report, printed = prod.verify("--failover", outputs_file=outputs)
+    assert code == 2 and "--force" in printed and report == {}
+    assert all(c.attrs["State"]["Running"] for c in prod.engine.client.containers.list(all=True)
+               if c.name.startswith("rag-infra-prod-") and "bucket" not in c.name)  # fmt: skip
+    code, report, printed = prod.verify("--failover", "--force", outputs_file=outputs)
+    assert code == 0 and report["ok"], printed
+    checks = {check["name"]: check["saw"] for check in report["checks"]}
+    assert "50 of 50 writes committed" in checks["failover.safekeeper"]
+    assert "rag-infra-prod-safekeeper-2" in checks["failover.safekeeper"]
+    print("\n".join(f"{name}: {saw}" for name, saw in checks.items() if name.startswith("failover")))
+
+
 def test_destroy_keeps_the_data_volumes_and_nothing_else(prod: Deployment) -> None:
     declared = {r.inputs["name"] for r in prod.run.of_type("docker:index/volume:Volume")}
     assert prod.destroy() == []

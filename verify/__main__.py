@@ -3,7 +3,8 @@
 Checks a deployed stack from its outputs (`pulumi stack output --json --show-secrets`, or a file
 holding them) and its stack file: Neon (extensions, tables, schema version, query latency),
 Qdrant (cluster, collections, replicas, search), Kong (tokens, upstreams, rate limits, CORS), an
-end-to-end smoke test and, with --load, the plan's load criteria (`verify.load`).
+end-to-end smoke test and, with --load, the plan's load criteria (`verify.load`); with
+--failover, the failover drill (refused on a prod stack without --force).
 Exit 0 when every check passes, 1 when one fails (each failure named), 2 when the outputs or
 the stack file cannot be read.
 """
@@ -21,8 +22,9 @@ from components.kong.token import issue_token
 from components.platform.settings import SettingsError
 from components.settings import StackSettings
 from policies.program import stack_settings
+from verify.failover import member, qdrant_failover, safekeeper_failover
 from verify.gate import ENV
-from verify.kong import check_kong
+from verify.kong import check_admin_not_exposed, check_kong
 from verify.load import generator_ceiling, judge, run_load
 from verify.neon import check_neon
 from verify.qdrant import check_qdrant
@@ -49,8 +51,17 @@ def read_outputs(stack: str, path: str | None, from_env: bool = False) -> dict[s
     return json.loads(result.stdout)
 
 
-def verify(stack: str, outputs: dict[str, Any], p95_limit_ms: float, runs: int, load: bool = False) -> Report:
-    """Every check the outputs make possible (a tier that is off has no outputs)."""
+def verify(
+    stack: str,
+    outputs: dict[str, Any],
+    p95_limit_ms: float,
+    runs: int,
+    load: bool = False,
+    failover: bool = False,
+    docker_hosts: list[str] | None = None,
+) -> Report:
+    """Every check the outputs make possible (a tier that is off has no outputs); the drill
+    only when every check before it passed."""
     settings = stack_settings(stack)
     report = Report()
     if "neonDatabaseUrl" in outputs:
@@ -61,6 +72,8 @@ def verify(stack: str, outputs: dict[str, Any], p95_limit_ms: float, runs: int, 
         report.checks += check_kong(
             outputs["kongProxyUrl"], _credentials(outputs), settings.kong.routes, settings.kong.cors.origins
         )
+        if "kongAdminUrl" in outputs:
+            report.checks.append(check_admin_not_exposed(outputs["kongProxyUrl"], outputs["kongAdminUrl"]))
     if "qdrantUrl" in outputs:
         api_key = outputs.get("qdrantApiKey")
         qdrant = check_qdrant(
@@ -71,7 +84,28 @@ def verify(stack: str, outputs: dict[str, Any], p95_limit_ms: float, runs: int, 
             report.checks.append(smoke_qdrant(outputs["qdrantUrl"], api_key, settings.qdrant.collections[0]))
     if load and report.ok:
         report.checks += load_checks(outputs, settings)
+    if failover and report.ok:
+        report.checks += failover_checks(outputs, settings, docker_hosts or list(settings.docker_hosts))
     return report
+
+
+def failover_checks(outputs: dict[str, Any], settings: StackSettings, hosts: list[str]) -> list[Check]:
+    """The failover drill on each tier that has a quorum: the last Qdrant node, then the last
+    safekeeper, each stopped through its host's Docker API and started again."""
+    prefix = f"{settings.project}-{settings.stack}"
+    checks: list[Check] = []
+    if "qdrantUrl" in outputs and settings.qdrant.collections:
+        nodes = settings.qdrant.nodes
+        checks += qdrant_failover(
+            outputs["qdrantUrl"], outputs.get("qdrantApiKey"), nodes, settings.qdrant.collections,
+            member(hosts, f"{prefix}-qdrant", nodes - 1, nodes),
+        )  # fmt: skip
+    if "neonDatabaseUrl" in outputs:
+        keepers = settings.neon.safekeepers
+        checks += safekeeper_failover(
+            outputs["neonDatabaseUrl"], keepers, member(hosts, f"{prefix}-safekeeper", keepers - 1, keepers)
+        )
+    return checks
 
 
 def load_checks(outputs: dict[str, Any], settings: StackSettings) -> list[Check]:
@@ -119,10 +153,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--load", action="store_true", help="also the load test (verify.load in the stack file)"
     )
+    parser.add_argument(
+        "--failover", action="store_true", help="also the failover drill (stops a Qdrant node, a safekeeper)"
+    )
+    parser.add_argument("--force", action="store_true", help="run the failover drill on a prod stack too")
+    parser.add_argument(
+        "--docker-host", action="append", dest="docker_hosts", metavar="URL",
+        help="the stack's Docker hosts for the drill, in order (default: dockerHosts of the stack file)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     try:
+        if args.failover and not args.force and stack_settings(args.stack).is_prod:
+            print(
+                f"verify: --failover stops services of {args.stack}, a prod stack; add --force to mean it",
+                file=sys.stderr,
+            )
+            return 2
         outputs = read_outputs(args.stack, args.outputs, args.outputs_env)
-        report = verify(args.stack, outputs, args.p95_ms, args.runs, load=args.load)
+        report = verify(
+            args.stack, outputs, args.p95_ms, args.runs, load=args.load,
+            failover=args.failover, docker_hosts=args.docker_hosts,
+        )  # fmt: skip
     except (OSError, ValueError, RuntimeError, SettingsError) as err:
         print(f"verify: {err}", file=sys.stderr)
         return 2

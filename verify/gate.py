@@ -24,6 +24,7 @@ ENV = {
     "qdrantApiKey": "RAG_VERIFY_QDRANT_API_KEY",
     "kongProxyUrl": "RAG_VERIFY_KONG_PROXY_URL",
     "kongJwtCredentials": "RAG_VERIFY_KONG_JWT_CREDENTIALS",
+    "kongAdminUrl": "RAG_VERIFY_KONG_ADMIN_URL",
 }
 
 
@@ -53,6 +54,9 @@ class VerificationGate(pulumi.ComponentResource):
             sys.executable, "-m", "verify", "--stack", args.stack, "--outputs-env", "--json",
             "--p95-ms", str(args.settings.p95_ms), "--runs", str(args.settings.runs),
         ] + (["--load"] if args.settings.load.enabled else [])  # fmt: skip
+        if args.settings.failover:
+            # The stack's config asked for the drill: that is the consent --force stands for.
+            command += ["--failover", "--force"]
         environment = {ENV[key]: pulumi.Output.secret(value) for key, value in args.outputs.items()}
         self.command = local.Command(
             f"{name}-checks",

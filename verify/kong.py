@@ -1,13 +1,14 @@
 """Kong checks through the proxy: unauthenticated, expired, forged and unsigned tokens are
 refused, a token from `components.kong.token` reaches each route's upstream (an upstream that is
-not deployed yet is "gateway ok, upstream down"), rate-limit headers are set, and CORS answers an
-allowed origin only."""
+not deployed yet is "gateway ok, upstream down"), rate-limit headers are set, CORS answers an
+allowed origin only, and the admin API refuses connections at the host's published address."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 import requests
@@ -15,6 +16,7 @@ import requests
 from components.kong.cors import origin_allows_any_site
 from components.kong.settings import KongRouteSettings
 from components.kong.token import issue_token
+from verify.reach import accepts, public_address
 from verify.report import Check
 
 FOREIGN_ORIGIN = "https://not-an-allowed-origin.example"
@@ -109,3 +111,15 @@ def _cors(
     foreign = preflight(FOREIGN_ORIGIN)
     checks.append(Check(f"kong.{route.name}.cors-foreign", foreign is None, f"{FOREIGN_ORIGIN}: {foreign}"))
     return checks
+
+
+def check_admin_not_exposed(proxy_url: str, admin_url: str) -> Check:
+    """The admin API refuses connections at the host's published address (it is bound to the
+    host's loopback; operators reach it through an SSH tunnel)."""
+    port = urlsplit(admin_url).port or 8001
+    address = public_address(proxy_url)
+    if address is None:
+        return Check("kong.admin-not-exposed", True, "this machine has no address but loopback")
+    if accepts(address, port):
+        return Check("kong.admin-not-exposed", False, f"the admin API answers on {address}:{port}")
+    return Check("kong.admin-not-exposed", True, f"refused on {address}:{port} (published on loopback only)")

@@ -25,3 +25,7 @@ class VerifySettings(ConfigModel):
     runs: whole(2, 1000) = 20
     """Queries per latency check."""
     load: LoadSettings = {}
+    failover: FLAG = False
+    """Also the failover drill (python -m verify --failover): stops one Qdrant node and one
+    safekeeper under load, then starts them again. Setting it is the consent the CLI asks for
+    with --force in prod."""

@@ -8,19 +8,23 @@ reach its bootstrap peer exits, as the real one does; its restart policy retries
 
 The first node holds the cluster's state (tests/support/fake_qdrant.py, as strict as the
 fake's docstring says); the others answer /readyz and /healthz themselves and pass every
-other REST request to it, so through the LB every node answers for the same cluster. Each
-node's gRPC port answers `qdrant.Qdrant/HealthCheck`.
+other REST request to it, so through the LB every node answers for the same cluster. A
+follower heartbeats to the first node's P2P port; one that falls silent (its container
+stopped) is a dead peer, its replicas `Dead`, until it is back. Each node's gRPC port answers
+`qdrant.Qdrant/HealthCheck`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
 import socket
 import sys
 import threading
+import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -32,10 +36,11 @@ import h2.events
 sys.path.insert(0, "/opt/standin")
 from standin import die, forever
 
-from tests.support.fake_qdrant import FakeQdrantCluster
+from tests.support.fake_qdrant import PEER_IDS, FakeQdrantCluster
 
 REST_PORT, GRPC_PORT = 6333, 6334
 VERSION = "1.19.0"
+HEARTBEAT_S, DEAD_AFTER_S = 1.0, 3.0
 
 
 def health_reply() -> bytes:
@@ -123,31 +128,67 @@ def main() -> None:
                 return super().handle(method, path, body, headers)
 
         cluster = Cluster(api_key=api_key, peers_joined=1).__enter__()
-
-        class Join(BaseHTTPRequestHandler):
-            def log_message(self, *a) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                with cluster.state:
-                    cluster.peers_joined = min(cluster.peers_joined + 1, 3)
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        server = ThreadingHTTPServer(("0.0.0.0", p2p_port), Join)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        serve_p2p(cluster, p2p_port)
     else:
+        message = json.dumps({"uri": args.uri}).encode()
         try:
-            join = urllib.request.Request(
-                f"http://{bootstrap.hostname}:{p2p_port}/join", data=b"{}", method="POST"
-            )
-            urllib.request.urlopen(join, timeout=5).read()
+            p2p(bootstrap.hostname, p2p_port, "join", message)
         except OSError as err:
             die(f"failed to bootstrap from {args.bootstrap}: {err}")
+        threading.Thread(target=heartbeat, args=(bootstrap.hostname, p2p_port, message), daemon=True).start()
         proxy_rest(bootstrap.hostname)
     serve_grpc()
     forever()
+
+
+def p2p(host: str, port: int, what: str, message: bytes) -> None:
+    request = urllib.request.Request(f"http://{host}:{port}/{what}", data=message, method="POST")
+    urllib.request.urlopen(request, timeout=5).read()
+
+
+def heartbeat(host: str, port: int, message: bytes) -> None:
+    """Raft traffic, as the leader sees it: a follower that stops sending is a dead peer."""
+    while True:
+        time.sleep(HEARTBEAT_S)
+        with contextlib.suppress(OSError):  # the leader is away; keep trying, as Raft does
+            p2p(host, port, "heartbeat", message)
+
+
+def serve_p2p(cluster: FakeQdrantCluster, port: int) -> None:
+    """The leader's P2P port: peers join by URI (a peer keeps its id across restarts, as the
+    real one keeps it in ./storage) and send heartbeats; one silent for DEAD_AFTER_S is dead,
+    its replicas `Dead` until it is heard again (fake_qdrant's dead_peers)."""
+    peers: dict[str, int] = {}
+    heard: dict[int, float] = {}
+
+    class P2P(BaseHTTPRequestHandler):
+        def log_message(self, *a) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            with cluster.state:
+                index = peers.setdefault(body["uri"], len(peers) + 1)
+                if index >= len(PEER_IDS):
+                    self.send_response(409)
+                else:
+                    cluster.peers_joined = max(cluster.peers_joined, index + 1)
+                    heard[PEER_IDS[index]] = time.monotonic()
+                    cluster.dead_peers.discard(PEER_IDS[index])
+                    self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            with cluster.state:
+                now = time.monotonic()
+                cluster.dead_peers = {peer for peer, at in heard.items() if now - at > DEAD_AFTER_S}
+
+    server = ThreadingHTTPServer(("0.0.0.0", port), P2P)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def proxy_rest(leader_host: str) -> None:

@@ -1,0 +1,173 @@
+"""The failover drill's judgement, both sides of each criterion, against the strict Qdrant fake
+(a stopped node is a dead peer there) and real PostgreSQL; the drill on real containers is in
+e2e/ (test_dev.py, test_prod.py). And the admin API's exposure check, on a real socket."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import time
+
+import pytest
+
+from components.platform.hosts import round_robin
+from components.qdrant.collection import QdrantCollectionProvider
+from tests.support.fake_qdrant import PEER_IDS, FakeQdrantCluster
+from tests.verify.test_verify import COLLECTION
+from verify import failover
+from verify.__main__ import main
+from verify.failover import Member, member, qdrant_failover, recovery_seconds, safekeeper_failover
+from verify.kong import check_admin_not_exposed
+from verify.reach import non_loopback_address
+
+
+def test_recovery_is_the_first_success_after_the_last_failure():
+    assert recovery_seconds([(10.0, True), (11.0, True)], start=9.0) == 0.0
+    outcomes = [(10.0, True), (10.5, False), (12.0, False), (13.5, True), (14.0, True)]
+    assert recovery_seconds(outcomes, start=10.0) == pytest.approx(3.5)
+    assert recovery_seconds([(10.0, True), (11.0, False)], start=10.0) == float("inf")
+
+
+@pytest.mark.parametrize(
+    "hosts", [["unix:///a"], ["ssh://h1", "ssh://h2", "ssh://h3"], ["ssh://h1", "ssh://h2"]]
+)
+def test_the_member_is_found_where_the_program_placed_it(hosts):
+    for index in range(3):
+        found = member(hosts, "rag-infra-prod-qdrant", index, 3)
+        assert found == Member(hosts[round_robin(3, len(hosts))[index]], f"rag-infra-prod-qdrant-{index}")
+
+
+class Drill:
+    """The fake cluster, and a `stopped` that kills a peer there instead of a container."""
+
+    def __init__(self) -> None:
+        self.fake: FakeQdrantCluster
+        self.searches_fail_while_down = False
+        self.lose_a_point = False
+        self.stays_dead = False
+        self.down = False
+        self.started_again = False
+
+    @contextlib.contextmanager
+    def stopped(self, target: Member):
+        peer = PEER_IDS[int(target.container.rsplit("-", 1)[1])]
+        with self.fake.state:
+            self.fake.dead_peers.add(peer)
+            if self.lose_a_point:
+                self.fake.points[COLLECTION.name].popitem()
+                self.fake.collections[COLLECTION.name]["points_count"] -= 1
+        self.down = True
+        try:
+            yield time.monotonic()
+        finally:
+            self.down = False
+            self.started_again = True
+            if not self.stays_dead:
+                with self.fake.state:
+                    self.fake.dead_peers.discard(peer)
+
+
+@pytest.fixture
+def drill(monkeypatch):
+    drill = Drill()
+
+    class Cluster(FakeQdrantCluster):
+        def handle(self, method, path, body, headers):
+            if drill.searches_fail_while_down and drill.down and path.endswith("/points/search"):
+                return self.error(503, "Service unavailable")
+            return super().handle(method, path, body, headers)
+
+    with Cluster() as fake:
+        props = {
+            "url": fake.url, "api_key": "test-key", "name": COLLECTION.name, "vector_size": 1024,
+            "distance": "Cosine", "shard_number": 3, "replication_factor": 2, "write_consistency_factor": 1,
+            "expected_peers": 3, "cluster_timeout": 5.0, "replica_timeout": 3.0,
+        }  # fmt: skip
+        QdrantCollectionProvider().create(props)
+        points = [{"id": n, "vector": [0.1 * (n + 1)] * 1024, "payload": {}} for n in range(5)]
+        path = f"/collections/{COLLECTION.name}/points"
+        fake.handle("PUT", path, {"points": points}, {"api-key": "test-key"})
+        drill.fake = fake
+        monkeypatch.setattr(failover, "stopped", drill.stopped)
+        yield drill
+
+
+def _run(drill: Drill, **kwargs) -> dict:
+    target = Member("unix:///engine.sock", "rag-infra-dev-qdrant-2")
+    checks = qdrant_failover(drill.fake.url, "test-key", 3, [COLLECTION], target, outage_s=1.0, **kwargs)
+    assert drill.started_again  # always started again
+    return {check.name: check for check in checks}
+
+
+def test_a_node_loss_the_cluster_rides_out_passes(drill):
+    checks = _run(drill)
+    assert all(c.ok for c in checks.values()), [str(c) for c in checks.values()]
+    assert "0 of" in checks["failover.qdrant.searches"].saw
+    assert "{'docs_index_mxbai': 5}" in checks["failover.qdrant.points"].saw
+
+
+def test_searches_down_longer_than_the_plan_allows_fail(drill, monkeypatch):
+    monkeypatch.setattr(failover, "RECOVERY_LIMIT_S", 0.5)
+    drill.searches_fail_while_down = True
+    checks = _run(drill)
+    assert not checks["failover.qdrant.searches"].ok
+    assert checks["failover.qdrant.replicas"].ok and checks["failover.qdrant.points"].ok
+
+
+def test_a_point_lost_during_the_drill_fails(drill):
+    drill.lose_a_point = True
+    check = _run(drill)["failover.qdrant.points"]
+    assert not check.ok and "points lost" in check.saw and "5" in check.saw and "4" in check.saw
+
+
+def test_replicas_that_never_come_back_fail(drill):
+    drill.stays_dead = True
+    check = _run(drill, recover_timeout_s=1.5)["failover.qdrant.replicas"]
+    assert not check.ok and "not all Active" in check.saw
+
+
+def test_the_safekeeper_drill_needs_a_majority_to_remain():
+    (check,) = safekeeper_failover("postgresql://unused", 1, Member("unix:///x", "sk-0"))
+    assert check.ok and "not run" in check.saw
+
+
+def test_the_safekeeper_drill_counts_the_writes_made_while_one_is_down(postgres_db, monkeypatch):
+    events = []
+
+    @contextlib.contextmanager
+    def stopped(target):
+        events.append(("stop", target.container))
+        yield time.monotonic()
+        events.append(("start", target.container))
+
+    monkeypatch.setattr(failover, "stopped", stopped)
+    (check,) = safekeeper_failover(postgres_db, 3, Member("unix:///x", "rag-infra-prod-safekeeper-2"))
+    assert check.ok and "50 of 50 writes committed, 50 rows" in check.saw
+    assert events == [("stop", "rag-infra-prod-safekeeper-2"), ("start", "rag-infra-prod-safekeeper-2")]
+
+
+def test_the_drill_is_refused_on_prod_without_force(tmp_path, capsys):
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps({}))
+    assert main(["--stack", "prod", "--outputs", str(outputs), "--failover"]) == 2
+    assert "--force" in capsys.readouterr().err
+
+
+def test_the_gate_runs_the_drill_only_when_the_stack_asks(program):
+    def create(verify: dict) -> str:
+        (gate,) = program("dev", overrides={"verify": verify}).of_type("command:local:Command")
+        return gate.inputs["create"]
+
+    assert "--failover" not in create({})
+    assert create({"failover": True}).endswith("--failover --force")
+
+
+@pytest.mark.parametrize(("bind", "exposed"), [("127.0.0.1", False), ("0.0.0.0", True)])
+def test_the_admin_api_must_refuse_connections_from_elsewhere(bind, exposed):
+    address = non_loopback_address()
+    assert address, "the test machine has an address besides loopback"
+    with socket.create_server((bind, 0)) as admin:
+        port = admin.getsockname()[1]
+        check = check_admin_not_exposed("http://localhost:8000", f"http://127.0.0.1:{port}")
+    assert check.ok is not exposed and f"{address}:{port}" in check.saw

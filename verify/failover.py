@@ -1,0 +1,220 @@
+"""The failover drill: under load, stop one member of a quorum through its host's Docker API,
+measure what clients saw, restart it (always), and check that nothing was lost.
+
+- Qdrant: searches through the LB from a few threads while the last node is down (node 0 is
+  the peer the others bootstrap from after a restart); reports the failed searches, the time
+  until searches succeed again (the plan: failover < 5 s), the time after the restart until
+  every peer is back and every replica `Active`, and the point counts before and after (the
+  plan: zero data loss).
+- Neon: with one safekeeper stopped, writes go on with a majority: rows written through the
+  compute while it is down are all there after it is back. It needs three safekeepers or more
+  (with one, stopping it stops the writes; the drill says so instead of running).
+
+The rows and points it reads are counted, never changed; the rows it writes go to a table of
+its own, removed at the end.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import docker
+import psycopg
+import requests
+
+from components.platform.hosts import round_robin
+from components.qdrant.collection import QdrantApiError, QdrantRest, replica_placement, unhealthy_replicas
+from components.qdrant.settings import CollectionSettings
+from verify.report import Check
+
+RECOVERY_LIMIT_S = 5.0
+"""The plan's failover criterion."""
+SCRATCH_TABLE = "verify_failover_writes"
+_CREATE = f"CREATE TABLE IF NOT EXISTS {SCRATCH_TABLE} (n int PRIMARY KEY)"
+_INSERT = f"INSERT INTO {SCRATCH_TABLE} VALUES (%s)"  # noqa: S608 (a constant name)
+_COUNT = f"SELECT count(*) FROM {SCRATCH_TABLE}"  # noqa: S608 (a constant name)
+_DROP = f"DROP TABLE IF EXISTS {SCRATCH_TABLE}"
+
+
+@dataclass(frozen=True)
+class Member:
+    """One container of the stack and the Docker host it runs on."""
+
+    host: str
+    container: str
+
+
+def member(hosts: Sequence[str], prefix: str, index: int, count: int) -> Member:
+    """Where quorum member `index` of `count` runs: the program places them round-robin over
+    the hosts and names them `<project>-<stack>-<role>-<index>`."""
+    return Member(hosts[round_robin(count, len(hosts))[index]], f"{prefix}-{index}")
+
+
+@contextmanager
+def stopped(target: Member) -> Iterator[float]:
+    """The member stopped for the duration of the block (yields when it stopped); started
+    again afterwards whatever happens in the block."""
+    client = docker.DockerClient(base_url=target.host, use_ssh_client=target.host.startswith("ssh://"))
+    container = client.containers.get(target.container)
+    container.stop(timeout=10)
+    try:
+        yield time.monotonic()
+    finally:
+        container.start()
+
+
+class SearchLoad:
+    """Searches through the LB from `threads` threads, each outcome timed, until stopped."""
+
+    def __init__(
+        self, url: str, api_key: str | None, collection: CollectionSettings, threads: int = 4
+    ) -> None:
+        self._url = f"{url}/collections/{collection.name}/points/search"
+        self._body = {"vector": [0.5] * collection.vector_size, "limit": 5}
+        self._headers = {"api-key": api_key or ""}
+        self._stop = threading.Event()
+        self.outcomes: list[tuple[float, bool]] = []
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def __enter__(self) -> SearchLoad:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+    def _run(self) -> None:
+        session = requests.Session()
+        while not self._stop.is_set():
+            try:
+                answer = session.post(self._url, json=self._body, headers=self._headers, timeout=10)
+                ok = answer.status_code == 200
+            except requests.RequestException:
+                ok = False
+            with self._lock:
+                self.outcomes.append((time.monotonic(), ok))
+            time.sleep(0.02)
+
+    def since(self, start: float) -> list[tuple[float, bool]]:
+        with self._lock:
+            return [outcome for outcome in self.outcomes if outcome[0] >= start]
+
+
+def recovery_seconds(outcomes: Sequence[tuple[float, bool]], start: float) -> float:
+    """Time from `start` until searches succeed again: the first success after the last failure
+    (0 when nothing failed)."""
+    failures = [at for at, ok in outcomes if not ok]
+    if not failures:
+        return 0.0
+    after = [at for at, ok in outcomes if ok and at > failures[-1]]
+    return (after[0] if after else float("inf")) - start
+
+
+def _points(api: QdrantRest, name: str) -> int:
+    return api.result("GET", f"/collections/{name}")["points_count"]
+
+
+def _all_active(api: QdrantRest, nodes: int, collections: Sequence[CollectionSettings]) -> bool:
+    cluster = api.result("GET", "/cluster")
+    if len(cluster.get("peers") or {}) != nodes or cluster.get("message_send_failures"):
+        return False
+    return all(
+        not unhealthy_replicas(replica_placement(api.result("GET", f"/collections/{c.name}/cluster")))
+        for c in collections
+    )
+
+
+def qdrant_failover(
+    url: str,
+    api_key: str | None,
+    nodes: int,
+    collections: Sequence[CollectionSettings],
+    target: Member,
+    outage_s: float = 10.0,
+    recover_timeout_s: float = 120.0,
+) -> list[Check]:
+    """The Qdrant drill; one check per criterion."""
+    api = QdrantRest(url, api_key)
+    try:
+        before = {c.name: _points(api, c.name) for c in collections}
+    except (requests.RequestException, QdrantApiError) as err:
+        return [Check("failover.qdrant", False, f"cannot count points before the drill: {err}")]
+    with SearchLoad(url, api_key, collections[0]) as load:
+        with stopped(target) as down_at:
+            time.sleep(outage_s)
+            during = load.since(down_at)
+        restarted_at = time.monotonic()
+        active_after = None
+        while time.monotonic() - restarted_at < recover_timeout_s:
+            try:
+                if _all_active(api, nodes, collections):
+                    active_after = time.monotonic() - restarted_at
+                    break
+            except (requests.RequestException, QdrantApiError):
+                pass
+            time.sleep(0.5)
+    failed = sum(not ok for _, ok in during)
+    recovery = recovery_seconds(during, down_at)
+    after = {c.name: _points(api, c.name) for c in collections}
+    return [
+        Check(
+            "failover.qdrant.searches",
+            recovery < RECOVERY_LIMIT_S,
+            f"{target.container} stopped {outage_s:g} s: {failed} of {len(during)} searches failed, "
+            f"searches succeed again {recovery:.2f} s after the stop (plan < {RECOVERY_LIMIT_S:g} s)",
+        ),
+        Check(
+            "failover.qdrant.replicas",
+            active_after is not None,
+            f"every peer back and every replica Active {active_after:.1f} s after the restart"
+            if active_after is not None
+            else f"replicas not all Active {recover_timeout_s:g} s after the restart",
+        ),
+        Check(
+            "failover.qdrant.points",
+            after == before,
+            f"points before {before}, after {after}" + ("" if after == before else ": points lost"),
+        ),
+    ]
+
+
+def safekeeper_failover(database_url: str, safekeepers: int, target: Member, rows: int = 50) -> list[Check]:
+    """The safekeeper drill: writes through the compute while one safekeeper is down."""
+    if safekeepers < 3:
+        return [
+            Check(
+                "failover.safekeeper",
+                True,
+                f"not run: with {safekeepers} safekeeper(s) there is no majority without one",
+            )
+        ]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(_DROP)
+        conn.execute(_CREATE)
+        try:
+            failed = 0
+            with stopped(target):
+                for n in range(rows):
+                    try:
+                        conn.execute(_INSERT, (n,))
+                    except psycopg.Error:
+                        failed += 1
+            kept = conn.execute(_COUNT).fetchone()[0]
+        finally:
+            conn.execute(_DROP)
+    return [
+        Check(
+            "failover.safekeeper",
+            failed == 0 and kept == rows,
+            f"{target.container} stopped: {rows - failed} of {rows} writes committed, "
+            f"{kept} rows there after",
+        )
+    ]
