@@ -215,12 +215,31 @@ def test_the_postgres_migration_ran_from_a_container_source_into_the_compute(
 
 def test_verify_passes_and_the_failover_drill_measures_the_loss_of_a_node(dev: Deployment, tmp_path) -> None:
     """`python -m verify --failover` against the deployed stack: every check passes, and the
-    drill stops qdrant-2 through the engine's API under load, measures, and starts it again."""
+    drill stops qdrant-2 through the engine's API under load, measures, and starts it again;
+    the points written before are all there after."""
+    outputs = dev.run.outputs
+    points = [
+        {"id": n, "vector": [((n * 7919) % 1000 + 1) / 1000.0] * 1024, "payload": {"n": n}}
+        for n in range(200)
+    ]
+    answer = requests.put(
+        f"{outputs['qdrantUrl']}/collections/docs_index_mxbai/points",
+        json={"points": points},
+        headers={"api-key": outputs["qdrantApiKey"]},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
     code, report, printed = dev.verify("--failover", outputs_file=tmp_path / "outputs.json")
     assert code == 0 and report["ok"], printed
     checks = {check["name"]: check for check in report["checks"]}
     assert {"failover.qdrant.searches", "failover.qdrant.replicas", "failover.qdrant.points"} <= set(checks)
     assert "no majority" in checks["failover.safekeeper"]["saw"]  # dev runs one safekeeper
+    assert (
+        "{'docs_index_mxbai': 200}, after {'docs_index_mxbai': 200}"
+        in checks["failover.qdrant.points"]["saw"]
+    )
+    # The cluster noticed the node was gone (its replicas Dead), so the recovery means something.
+    assert not checks["failover.qdrant.replicas"]["saw"].startswith(("0 ", "None "))
     print(
         "\n".join(f"{name}: {check['saw']}" for name, check in checks.items() if name.startswith("failover"))
     )

@@ -122,6 +122,17 @@ def _points(api: QdrantRest, name: str) -> int:
     return api.result("GET", f"/collections/{name}")["points_count"]
 
 
+def _not_active(api: QdrantRest, collections: Sequence[CollectionSettings]) -> int | None:
+    """How many replicas are not Active (None when the cluster does not say)."""
+    try:
+        return sum(
+            len(unhealthy_replicas(replica_placement(api.result("GET", f"/collections/{c.name}/cluster"))))
+            for c in collections
+        )
+    except (requests.RequestException, QdrantApiError):
+        return None
+
+
 def _all_active(api: QdrantRest, nodes: int, collections: Sequence[CollectionSettings]) -> bool:
     cluster = api.result("GET", "/cluster")
     if len(cluster.get("peers") or {}) != nodes or cluster.get("message_send_failures"):
@@ -151,6 +162,8 @@ def qdrant_failover(
         with stopped(target) as down_at:
             time.sleep(outage_s)
             during = load.since(down_at)
+            # What the cluster made of it: the stopped node's replicas are no longer Active.
+            degraded = _not_active(api, collections)
         restarted_at = time.monotonic()
         active_after = None
         while time.monotonic() - restarted_at < recover_timeout_s:
@@ -174,7 +187,8 @@ def qdrant_failover(
         Check(
             "failover.qdrant.replicas",
             active_after is not None,
-            f"every peer back and every replica Active {active_after:.1f} s after the restart"
+            f"{degraded} replica(s) not Active during the outage; every peer back and every replica "
+            f"Active {active_after:.1f} s after the restart"
             if active_after is not None
             else f"replicas not all Active {recover_timeout_s:g} s after the restart",
         ),

@@ -104,6 +104,8 @@ def test_a_node_loss_the_cluster_rides_out_passes(drill):
     checks = _run(drill)
     assert all(c.ok for c in checks.values()), [str(c) for c in checks.values()]
     assert "0 of" in checks["failover.qdrant.searches"].saw
+    # The stopped peer held a replica of 2 of the 3 shards: the cluster saw them go.
+    assert checks["failover.qdrant.replicas"].saw.startswith("2 replica(s) not Active during the outage")
     assert "{'docs_index_mxbai': 5}" in checks["failover.qdrant.points"].saw
 
 
