@@ -13,8 +13,11 @@ set -euo pipefail
 DEST=$1 BINARY=$2 VERSION=$3
 shift 3
 ROOT=$DEST/root
-# `-V` prints the version for both nginx and pgbouncer.
-if [ -x "$ROOT/$BINARY" ] && "$ROOT/$BINARY" -V 2>&1 | grep -q "$VERSION"; then
+# `-V` prints the version for both nginx and pgbouncer. Its output is read whole before it is
+# matched: `prog -V | grep -q` (or `| head`) can kill prog with SIGPIPE, which pipefail turns
+# into a failure of the whole script.
+installed_version() { "$ROOT/$BINARY" -V 2>&1 || true; }
+if [ -x "$ROOT/$BINARY" ] && grep -q "$VERSION" <<<"$(installed_version)"; then
     exit 0
 fi
 MIRROR=${MIRROR:-http://deb.debian.org/debian}  # the mirror apt already uses here
@@ -47,4 +50,5 @@ fi
 LIBS=$ROOT/usr/lib/x86_64-linux-gnu
 "$PATCHELF" --set-interpreter "$LIBS/ld-linux-x86-64.so.2" --force-rpath --set-rpath "$LIBS" "$ROOT/$BINARY"
 rm -rf "$APT"
-"$ROOT/$BINARY" -V 2>&1 | head -n 1
+version=$(installed_version)
+echo "${version%%$'\n'*}"
