@@ -40,7 +40,24 @@ POLICY_TESTS = ("tests/policies",)
 PROGRAM_TESTS = ("tests/test_program.py", "tests/neon/test_neon.py", "tests/qdrant/test_qdrant.py",
                  "tests/migration")  # fmt: skip
 
+SWARM_TESTS = ("tests/platform/test_swarm.py",)
+
 MUTANTS = [
+    # the swarm bootstrap
+    Mutant(
+        "a worker taken for the manager",
+        "components/platform/swarm.py",
+        """  "active true") ;;""",
+        """  "active "*) ;;""",
+        SWARM_TESTS,
+    ),
+    Mutant(
+        "node labels off by one",
+        "components/platform/swarm.py",
+        "index=0\n",
+        "index=1\n",
+        SWARM_TESTS,
+    ),
     # settings
     Mutant(
         "qdrant nodes may be even",

@@ -17,11 +17,15 @@ the Docker engine through the Docker SDK with the fields terraform-provider-dock
   `wait`: poll until the health status is `healthy`, fail after `wait_timeout` (60 s).
   `attach`: block until the container is not running; the exit code is recorded, **not
   checked** (the provider discards it).
-- network (driver, attachable, labels), volume (name, labels), remote image (found locally:
+- network (driver, attachable, driver options, labels), volume (name, labels), remote image (found locally:
   here, the stand-in tagged as the reference; e2e/images.py).
 - dynamic resources: their own providers, unpickled as the provider host does, `create()`
-  against the stack just started; `pulumi-command` commands are not run (the e2e tests run
-  the verification themselves).
+  against the stack just started.
+- `pulumi_command.local.Command` (the swarm's bootstrap; the verification gate, which the e2e
+  tests switch off and run themselves): `create` runs through `/bin/sh -c` with its
+  environment and stdin; a non-zero exit fails it; stdout and stderr lose their last newline
+  (pulumi/pulumi-command provider/pkg/provider/local: `strings.TrimSuffix(stdoutbuf.String(),
+  "\n")`).
 
 A second `apply` with the previous `EngineState` behaves like a `pulumi up` with nothing to
 change: a resource whose inputs are unchanged keeps its object (dynamic ones are asked
@@ -32,11 +36,14 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
+import subprocess
 import tarfile
 import threading
 import time
 import traceback
+import uuid
 from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Any
@@ -129,7 +136,7 @@ class EngineMocks(RecordingMocks):
         old = self.previous.created.get(key) if self.previous else None
         if old is not None:
             return self._keep(old, args.typ, args.name, inputs)
-        host = self._host(args.provider) if kind != "dynamic" else ""
+        host = self._host(args.provider) if kind not in ("dynamic", "command") else ""
         try:
             object_id, outputs = getattr(self, f"_create_{kind}")(args.name, host, inputs)
         except ApplyError:
@@ -152,6 +159,7 @@ class EngineMocks(RecordingMocks):
             "docker:index/volume:Volume": "volume",
             "docker:index/remoteImage:RemoteImage": "image",
             "docker:index/container:Container": "container",
+            "command:local:Command": "command",
         }.get(typ)
 
     def _create_network(self, name: str, host: str, inputs: dict) -> tuple[str, dict]:
@@ -159,6 +167,7 @@ class EngineMocks(RecordingMocks):
             inputs["name"],
             driver=inputs.get("driver"),
             attachable=inputs.get("attachable"),
+            options=inputs.get("options"),
             labels=_labels(inputs),
             check_duplicate=True,
         )
@@ -244,6 +253,23 @@ class EngineMocks(RecordingMocks):
             if inputs.get("logs"):
                 outputs["containerLogs"] = api.logs(container_id).decode(errors="replace")
         return container_id, outputs
+
+    def _create_command(self, name: str, host: str, inputs: dict) -> tuple[str, dict]:
+        """pulumi-command's local.Command: `create` through /bin/sh -c (its default interpreter)
+        with its environment and stdin; a non-zero exit fails the resource, with its stderr."""
+        done = subprocess.run(
+            ["/bin/sh", "-c", inputs["create"]],
+            input=inputs.get("stdin"),
+            env={**os.environ, **(inputs.get("environment") or {})},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if done.returncode != 0:
+            raise ApplyError(f"command {name} exited {done.returncode}: {done.stderr.strip()[-500:]}")
+        self._event("created", name)
+        stdout, stderr = done.stdout.removesuffix("\n"), done.stderr.removesuffix("\n")
+        return f"{name}-{uuid.uuid4().hex[:8]}", {"stdout": stdout, "stderr": stderr}
 
     def _create_dynamic(self, name: str, host: str, inputs: dict) -> tuple[str, dict]:
         provider = _provider(inputs)

@@ -79,6 +79,17 @@ def dev(engine: Engine, legacy_source: str) -> Iterator[Deployment]:
     deployment.destroy()
 
 
+def test_the_program_made_the_engine_a_swarm_manager_and_the_network_an_encrypted_overlay(
+    dev: Deployment,
+) -> None:
+    swarm = dev.engine.client.info()["Swarm"]
+    assert (swarm["LocalNodeState"], swarm["ControlAvailable"]) == ("active", True)
+    (node,) = dev.engine.client.nodes.list()
+    assert node.attrs["Spec"]["Labels"] == {"rag-infra.host.0": "true"}
+    network = dev.engine.client.networks.get(dev.network_name).attrs
+    assert network["Driver"] == "overlay" and network["Options"]["encrypted"] == ""
+
+
 def test_every_container_turns_healthy_and_every_job_exits_0(dev: Deployment) -> None:
     status = dev.wait_healthy()
     assert status and all(s == "healthy" for s in status.values()), status

@@ -1,8 +1,9 @@
 """The prod stack squeezed onto one engine: three host URLs (the socket and two links to it),
-a single-node swarm for the attachable overlay network the program creates for several hosts,
-the plan's HA sizes (3 Qdrant nodes, 3 safekeepers). What one machine cannot show, it does not
-claim: the three "hosts" are one engine, so spreading is checked on the render (which provider
-each member was created with) and availability on the containers."""
+which the program makes one swarm (the engine's node joins it once and carries the labels of
+all three), the encrypted overlay network, the plan's HA sizes (3 Qdrant nodes, 3
+safekeepers). What one machine cannot show, it does not claim: the three "hosts" are one
+engine, so spreading is checked on the render (which provider each member was created with)
+and availability on the containers."""
 
 from __future__ import annotations
 
@@ -20,15 +21,7 @@ from e2e.stack import Deployment, Engine, deploy
 
 
 @pytest.fixture(scope="module")
-def swarm(engine: Engine) -> Iterator[None]:
-    """A single-node swarm on the test engine (overlay networks need one), left afterwards."""
-    engine.client.swarm.init(advertise_addr="127.0.0.1")
-    yield
-    engine.client.swarm.leave(force=True)
-
-
-@pytest.fixture(scope="module")
-def prod(engine: Engine, swarm: None) -> Iterator[Deployment]:
+def prod(engine: Engine) -> Iterator[Deployment]:
     deployment = deploy(engine, "prod", {"dockerHosts": engine.host_urls(3), "verify": {"enabled": False}})
     yield deployment
     deployment.destroy()
@@ -42,6 +35,9 @@ def test_every_container_turns_healthy_on_the_overlay_network(prod: Deployment) 
     assert prod.mocks.exit_codes == {"rag-infra-prod-minio-bucket": 0}
     network = prod.engine.client.networks.get(prod.network_name).attrs
     assert (network["Driver"], network["Attachable"]) == ("overlay", True)
+    assert network["Options"]["encrypted"] == ""
+    (node,) = prod.engine.client.nodes.list()
+    assert {f"rag-infra.host.{i}" for i in range(3)} <= set(node.attrs["Spec"]["Labels"])
     attached = {c.name for c in prod.engine.client.containers.list(filters={"network": prod.network_name})}
     assert set(status) <= attached
 

@@ -129,8 +129,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
         elif args.typ == "random:index/randomId:RandomId":
             digest = hashlib.md5(args.name.encode(), usedforsecurity=False).digest()
             state["hex"], state["b64Std"] = digest.hex(), base64.b64encode(digest).decode()
-        elif args.typ == "command:local:Command":
-            state["stdout"] = json.dumps({"ok": True, "checks": []})  # what `python -m verify --json` prints
+        elif args.typ in ("command:local:Command", "command:remote:Command"):
+            create = str(args.inputs.get("create", ""))
+            # What `python -m verify --json` prints; any other command: a value naming it.
+            verified = json.dumps({"ok": True, "checks": []})
+            state["stdout"] = verified if " -m verify " in create else f"{args.name}-stdout"
         elif args.typ == "docker:index/remoteImage:RemoteImage":
             state["imageId"] = f"sha256:{args.name}"
             state["repoDigest"] = f"{args.inputs.get('name')}@sha256:{'0' * 64}"

@@ -25,13 +25,21 @@ def test_stack_runs_and_has_one_provider_per_docker_host(program, stack):
         assert container.provider, f"{container.name} uses the default provider"
 
 
-def test_dev_gets_a_bridge_network_and_prod_an_attachable_overlay(program):
-    dev = program("dev").named("docker-network").inputs
-    prod_run = program("prod")
-    prod = prod_run.named("docker-network").inputs
-    assert dev["driver"] == "bridge" and "attachable" not in dev
-    assert prod["driver"] == "overlay" and prod["attachable"] is True
+def test_every_stack_gets_an_attachable_encrypted_overlay_after_its_swarm(program):
+    dev_run, prod_run = program("dev"), program("prod")
+    dev, prod = dev_run.named("docker-network").inputs, prod_run.named("docker-network").inputs
+    for network in (dev, prod):
+        assert (network["driver"], network["attachable"], network["options"]) == (
+            "overlay",
+            True,
+            {"encrypted": ""},
+        )
     assert dev["name"] == "rag-infra-dev" and prod["name"] == "rag-infra-prod"
+    assert (
+        dev_run.depends_on["docker-network"]
+        == prod_run.depends_on["docker-network"]
+        == {"docker-swarm-labels"}
+    )
     # The overlay is created once, on the first host (the Swarm manager).
     assert (
         prod_run.provider_host(prod_run.named("docker-network")) == "ssh://deploy@docker-1.example.internal"

@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 import pulumi
 import pulumi_docker as docker
 
+from components.platform.swarm import DockerSwarm, DockerSwarmArgs
+
 # ssh:// hosts are usually reached non-interactively (CI, a laptop with an agent): fail fast
 # instead of waiting on a password prompt.
 SSH_OPTS = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
@@ -50,18 +52,20 @@ class DockerHostsArgs:
     stack: str
     """Stack name, second part of every Docker object name and of the labels."""
     hosts: Sequence[str]
-    """Docker host URLs (`unix://…`, `ssh://user@host`); several hosts must form a Docker Swarm."""
+    """Docker host URLs (`unix://…`, `ssh://user@host`); the program makes them one swarm."""
     retain_volumes: bool = False
     """Keep every data volume when its resource is deleted (prod): `pulumi destroy` then rolls
     back the services and leaves the data; README "Rolling back" says how to remove it."""
 
 
 class DockerHosts(pulumi.ComponentResource):
-    """The Docker providers of a stack and the network its containers share.
+    """The Docker providers of a stack, the swarm its hosts form, and the network its
+    containers share.
 
-    One host gets a user-defined bridge (Docker DNS resolves container names only on
-    user-defined networks). Several hosts get an attachable overlay network, created once on
-    the first host, which must be a Swarm manager; the other hosts must have joined the Swarm.
+    The hosts are made one Docker Swarm by the program (components/platform/swarm.py; a
+    single-node swarm for one host), and the stack network is an attachable, encrypted overlay
+    created on the first host, the manager: one path for dev and prod, and the network Swarm
+    services need. Docker's DNS resolves names and aliases on it.
     """
 
     providers: list[docker.Provider]
@@ -80,18 +84,24 @@ class DockerHosts(pulumi.ComponentResource):
             )
             for index, url in enumerate(args.hosts)
         ]
-        multi_host = len(args.hosts) > 1
-        self.network_driver = "overlay" if multi_host else "bridge"
+        self.swarm = DockerSwarm(
+            f"{name}-swarm", DockerSwarmArgs(hosts=args.hosts), pulumi.ResourceOptions(parent=self)
+        )
+        self.network_driver = "overlay"
         self.network = docker.Network(
             f"{name}-network",
             name=self.prefix,
             driver=self.network_driver,
-            attachable=True if multi_host else None,
+            attachable=True,  # plain containers (jobs, the operator tunnel) join it too
+            # IPsec between the hosts: service traffic never crosses the wire in clear.
+            options={"encrypted": ""},
             labels=[
                 docker.NetworkLabelArgs(label=key, value=value)
                 for key, value in self._label_pairs("network").items()
             ],
-            opts=pulumi.ResourceOptions(parent=self, provider=self.providers[0]),
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=self.providers[0], depends_on=[self.swarm.ready]
+            ),
         )
         self.network_name = self.network.name
         self.register_outputs(
