@@ -1,4 +1,5 @@
-"""Stack-wide rules: where the quorum members run."""
+"""Stack-wide rules: where the quorum members run, and whether the stack has hosts enough for
+a quorum to outlive one of them."""
 
 from __future__ import annotations
 
@@ -22,8 +23,19 @@ def _host_of(resource) -> str:
     return plain((provider.props or {}).get("host")) or provider.name
 
 
+def _stack_hosts(resources) -> set[str]:
+    """The Docker hosts the stack has a provider for."""
+    return {
+        plain((r.props or {}).get("host")) or r.name
+        for r in resources
+        if r.resource_type == "pulumi:providers:docker"
+    }
+
+
 def _spread(args: StackValidationArgs, report: ReportViolation) -> None:
     minimum = args.get_config().get("minHosts", 3)
+    if len(_stack_hosts(args.resources)) < minimum:
+        return  # nowhere to spread to: stack-hosts-for-a-quorum says so
     for component, what in QUORUM_COMPONENTS.items():
         members = containers_of(args.resources, component)
         if not members:
@@ -36,16 +48,40 @@ def _spread(args: StackValidationArgs, report: ReportViolation) -> None:
             )
 
 
+def _enough_hosts(args: StackValidationArgs, report: ReportViolation) -> None:
+    minimum = args.get_config().get("minHosts", 3)
+    hosts = _stack_hosts(args.resources)
+    quorums = [
+        f"{len(members)} {what}"
+        for component, what in QUORUM_COMPONENTS.items()
+        if len(members := containers_of(args.resources, component)) >= minimum
+    ]
+    if quorums and len(hosts) < minimum:
+        report(
+            f"the stack runs on {len(hosts)} Docker host(s): losing one stops the "
+            f"{' and the '.join(quorums)}; give it at least {minimum}"
+        )
+
+
+_MIN_HOSTS = PolicyConfigSchema(properties={"minHosts": {"type": "integer", "default": 3, "minimum": 1}})
+
 stack_quorum_spread_over_hosts = StackValidationPolicy(
     name="stack-quorum-spread-over-hosts",
-    description="Quorum members (Qdrant nodes, safekeepers) run on distinct Docker hosts, "
-    "so losing one host keeps a majority.",
-    # The plan's single-VPS topology must still deploy, with a warning; make it mandatory in config.
-    enforcement_level=EnforcementLevel.ADVISORY,
+    description="On a stack with hosts enough, quorum members (Qdrant nodes, safekeepers) run "
+    "on distinct Docker hosts, so losing one host keeps a majority.",
+    enforcement_level=EnforcementLevel.MANDATORY,
     validate=_spread,
-    config_schema=PolicyConfigSchema(
-        properties={"minHosts": {"type": "integer", "default": 3, "minimum": 1}}
-    ),
+    config_schema=_MIN_HOSTS,
 )
 
-POLICIES = [stack_quorum_spread_over_hosts]
+stack_hosts_for_a_quorum = StackValidationPolicy(
+    name="stack-hosts-for-a-quorum",
+    description="A stack with quorums has at least minHosts Docker hosts (one host lost, one "
+    "member lost).",
+    # The plan's single-VPS topology must still deploy, with a warning.
+    enforcement_level=EnforcementLevel.ADVISORY,
+    validate=_enough_hosts,
+    config_schema=_MIN_HOSTS,
+)
+
+POLICIES = [stack_quorum_spread_over_hosts, stack_hosts_for_a_quorum]

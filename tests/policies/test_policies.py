@@ -99,6 +99,16 @@ def _all_on_one_host(run: ProgramRun) -> None:
         by_name(run, name).provider = first
 
 
+def _one_docker_host(run: ProgramRun) -> None:
+    """The stack on its first host alone: one Docker provider, every resource created with it."""
+    first = by_name(run, "qdrant-node-0").provider
+    for other in ("docker-host-1", "docker-host-2"):
+        run.resources.remove(by_name(run, other))
+    for resource in run.resources:
+        if "pulumi:providers:docker" in (resource.provider or ""):
+            resource.provider = first
+
+
 def _shared_volume(run: ProgramRun) -> None:
     by_name(run, "qdrant-node-1").inputs["volumes"][0]["volumeName"] = "rag-infra-prod-qdrant-0-storage"
 
@@ -234,6 +244,13 @@ CASES = [
         "stack",
         "the 3 Qdrant nodes run on 1 Docker host(s); spread them over at least 3",
     ),
+    (
+        "stack-hosts-for-a-quorum",
+        _one_docker_host,
+        "stack",
+        "the stack runs on 1 Docker host(s): losing one stops the 3 Qdrant nodes and the 3 safekeepers; "
+        "give it at least 3",
+    ),
 ]
 
 
@@ -255,7 +272,7 @@ def test_each_rule_from_the_compliant_baseline(prod_run, rule, change, resource,
     found = [(v.rule, v.resource, v.message) for v in violations if v.rule == rule]
     assert found == [(rule, resource, message)]
     assert {v.rule for v in violations} - {rule} == ALSO.get(rule, set())
-    expected_level = "advisory" if rule == "stack-quorum-spread-over-hosts" else "mandatory"
+    expected_level = "advisory" if rule == "stack-hosts-for-a-quorum" else "mandatory"
     assert next(v for v in violations if v.rule == rule).level == expected_level
 
 
@@ -271,11 +288,7 @@ def test_the_real_dev_stack_has_only_advisories():
     assert {v.rule for v in violations} >= {"container-memory-limit", "neon-safekeepers-odd-at-least-3"}
 
 
-def test_quorum_spread_can_be_made_mandatory(prod_run, tmp_path, monkeypatch):
-    import policies.check as check
-
-    (tmp_path / "prod.json").write_text(json.dumps({"all": "mandatory"}))
-    monkeypatch.setattr(check, "CONFIG_DIR", tmp_path)
+def test_quorum_spread_is_mandatory_in_prod_on_three_hosts(prod_run):
     violations = evaluate(mutated(prod_run, _all_on_one_host), "prod", "prod")
     assert [(v.rule, v.level) for v in violations] == [("stack-quorum-spread-over-hosts", "mandatory")]
 
@@ -283,12 +296,23 @@ def test_quorum_spread_can_be_made_mandatory(prod_run, tmp_path, monkeypatch):
 def test_single_vps_prod_deploys_with_a_warning():
     hosts = {"dockerHosts": ["unix:///var/run/docker.sock"]}
     violations = evaluate(run_program("prod", overrides=hosts), "prod", "prod")
-    assert {(v.rule, v.level) for v in violations} == {("stack-quorum-spread-over-hosts", "advisory")}
+    assert {(v.rule, v.level) for v in violations} == {("stack-hosts-for-a-quorum", "advisory")}
+
+
+def test_two_hosts_cannot_spread_three_members_and_say_so():
+    hosts = {
+        "dockerHosts": ["ssh://deploy@docker-1.example.internal", "ssh://deploy@docker-2.example.internal"]
+    }
+    violations = evaluate(run_program("prod", overrides=hosts), "prod", "prod")
+    assert {(v.rule, v.level) for v in violations} == {("stack-hosts-for-a-quorum", "advisory")}
+    assert "runs on 2 Docker host(s)" in violations[0].message
 
 
 def test_policy_config_files_resolve_levels_and_defaults():
     policy = next(p for p in POLICIES if p.name == "stack-quorum-spread-over-hosts")
-    assert policy_settings("prod", policy) == ("advisory", {"minHosts": 3})
+    assert policy_settings("prod", policy) == ("mandatory", {"minHosts": 3})
+    hosts_rule = next(p for p in POLICIES if p.name == "stack-hosts-for-a-quorum")
+    assert policy_settings("prod", hosts_rule) == ("advisory", {"minHosts": 3})
     secret_rule = next(p for p in POLICIES if p.name == "container-no-plaintext-secret-env")
     level, config = policy_settings("dev", secret_rule)
     assert level == "advisory" and config["secretsVisible"] is True

@@ -94,7 +94,7 @@ def test_quorum_spread_on_two_of_three_hosts_is_reported(prod_run):
     assert "stack-quorum-spread-over-hosts" in rules_broken(mutated(prod_run, two_hosts))
 
 
-DECLARED = {policy.name: "mandatory" for policy in POLICIES} | {"stack-quorum-spread-over-hosts": "advisory"}
+DECLARED = {policy.name: "mandatory" for policy in POLICIES} | {"stack-hosts-for-a-quorum": "advisory"}
 
 
 def test_levels_declared_in_code():
