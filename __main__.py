@@ -1,5 +1,7 @@
 """rag-infra: settings -> Docker hosts -> tiers -> migrations -> post-deploy checks -> exports."""
 
+import json
+
 import pulumi
 
 from components.kong.gateway import KongGateway, KongGatewayArgs
@@ -89,7 +91,13 @@ qdrant_migrations = (
 
 checked: dict[str, pulumi.Output] = {}
 if neon:
-    checked["neonDatabaseUrl"] = neon.database_url
+    checked |= {
+        "neonDatabaseUrl": neon.database_url,
+        "neonStatusUrls": neon.status_urls.apply(json.dumps),
+        "neonTenantId": neon.tenant_id,
+        "neonTimelineIds": neon.timeline_ids.apply(json.dumps),
+        "neonBranchUrls": neon.branch_urls.apply(json.dumps),
+    }
 if qdrant:
     checked |= {"qdrantUrl": qdrant.url, "qdrantApiKey": qdrant.api_key}
 if kong:
@@ -118,6 +126,8 @@ if neon:
     pulumi.export("neonDatabaseUrl", neon.database_url)
     pulumi.export("neonPooledUrl", neon.pooled_url)
     pulumi.export("neonStatusUrls", neon.status_urls)
+    pulumi.export("neonTenantId", neon.tenant_id)
+    pulumi.export("neonTimelineIds", neon.timeline_ids)
     pulumi.export("neonBranchUrls", neon.branch_urls)
 
 if qdrant:

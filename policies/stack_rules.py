@@ -76,8 +76,7 @@ stack_quorum_spread_over_hosts = StackValidationPolicy(
 
 stack_hosts_for_a_quorum = StackValidationPolicy(
     name="stack-hosts-for-a-quorum",
-    description="A stack with quorums has at least minHosts Docker hosts (one host lost, one "
-    "member lost).",
+    description="A stack with quorums has at least minHosts Docker hosts (one host lost, one member lost).",
     # The plan's single-VPS topology must still deploy, with a warning.
     enforcement_level=EnforcementLevel.ADVISORY,
     validate=_enough_hosts,

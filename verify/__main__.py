@@ -26,16 +26,20 @@ from verify.failover import member, qdrant_failover, safekeeper_failover
 from verify.gate import ENV
 from verify.kong import check_admin_not_exposed, check_kong
 from verify.load import generator_ceiling, judge, run_load
-from verify.neon import check_neon
+from verify.neon import check_branches, check_neon, check_neon_storage
 from verify.qdrant import check_qdrant
 from verify.report import Check, Report
 from verify.smoke import smoke_neon, smoke_qdrant
 
+JSON_OUTPUTS = ("neonStatusUrls", "neonTimelineIds", "neonBranchUrls")
+"""Outputs that are maps: the gate passes them as JSON text."""
+
 
 def read_outputs(stack: str, path: str | None, from_env: bool = False) -> dict[str, Any]:
     if from_env:
-        # The gate inside `pulumi up` passes the outputs as (secret) environment.
-        return {key: os.environ[variable] for key, variable in ENV.items() if os.environ.get(variable)}
+        # The gate inside `pulumi up` passes the outputs as (secret) environment, maps as JSON.
+        values = {key: os.environ[variable] for key, variable in ENV.items() if os.environ.get(variable)}
+        return {key: json.loads(v) if key in JSON_OUTPUTS else v for key, v in values.items()}
     if path:
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
@@ -68,6 +72,12 @@ def verify(
         report.checks += check_neon(outputs["neonDatabaseUrl"], p95_limit_ms, runs)
         if report.ok:
             report.checks.append(smoke_neon(outputs["neonDatabaseUrl"]))
+        if "neonStatusUrls" in outputs and "neonTenantId" in outputs:
+            report.checks += check_neon_storage(
+                outputs["neonStatusUrls"], outputs["neonTenantId"], outputs.get("neonTimelineIds") or {},
+                settings.neon.pitr_retention,
+            )  # fmt: skip
+        report.checks += check_branches(outputs.get("neonBranchUrls") or {})
     if "kongProxyUrl" in outputs and "kongJwtCredentials" in outputs:
         report.checks += check_kong(
             outputs["kongProxyUrl"], _credentials(outputs), settings.kong.routes, settings.kong.cors.origins

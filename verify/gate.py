@@ -20,6 +20,10 @@ from verify.settings import VerifySettings
 # The outputs the checks read, as environment variables of the command (see verify/__main__.py).
 ENV = {
     "neonDatabaseUrl": "RAG_VERIFY_NEON_DATABASE_URL",
+    "neonStatusUrls": "RAG_VERIFY_NEON_STATUS_URLS",
+    "neonTenantId": "RAG_VERIFY_NEON_TENANT_ID",
+    "neonTimelineIds": "RAG_VERIFY_NEON_TIMELINE_IDS",
+    "neonBranchUrls": "RAG_VERIFY_NEON_BRANCH_URLS",
     "qdrantUrl": "RAG_VERIFY_QDRANT_URL",
     "qdrantApiKey": "RAG_VERIFY_QDRANT_API_KEY",
     "kongProxyUrl": "RAG_VERIFY_KONG_PROXY_URL",
@@ -35,7 +39,8 @@ class VerificationGateArgs:
     stack: str
     settings: VerifySettings
     outputs: dict[str, pulumi.Input[str]]
-    """Stack outputs by name (keys of ENV); a tier that is off has none."""
+    """Stack outputs by name (keys of ENV), each a string (a map as JSON); a tier that is off
+    has none."""
 
 
 class VerificationGate(pulumi.ComponentResource):

@@ -4,8 +4,10 @@ latency of a vector and a trigram query against the plan's 10 ms (P95)."""
 from __future__ import annotations
 
 import random
+import re
 
 import psycopg
+import requests
 from psycopg import sql
 
 from migration.postgres.catalog import RAG_TABLES
@@ -90,3 +92,71 @@ def _latency(name: str, call, limit_ms: float, runs: int) -> Check:
     return Check(
         name, measured <= limit_ms, f"p95 {measured:.2f} ms over {runs} runs (limit {limit_ms:g} ms)"
     )
+
+
+def _seconds(duration: str) -> float:
+    """humantime as the pageserver reads it ('30 days', '7d', '1h 30m') -> seconds."""
+    units = {"s": 1, "sec": 1, "secs": 1, "m": 60, "min": 60, "mins": 60, "h": 3600, "hr": 3600,
+             "hrs": 3600, "hour": 3600, "hours": 3600, "d": 86400, "day": 86400, "days": 86400,
+             "w": 604800, "week": 604800, "weeks": 604800}  # fmt: skip
+    return sum(float(n) * units[u] for n, u in re.findall(r"(\d+)\s*([a-z]+)", duration))
+
+
+def check_neon_storage(
+    status_urls: dict[str, str], tenant_id: str, timeline_ids: dict[str, str], pitr_retention: str
+) -> list[Check]:
+    """Through the storage controller: the tenant, every branch's timeline and the PITR
+    retention; every safekeeper's status. These ports are on the hosts' loopback: from another
+    machine, run `python -m components.platform.tunnels` first."""
+    controller = status_urls["storageController"].removesuffix("/status")
+    tunnels = " (on the host's loopback: open the tunnels, python -m components.platform.tunnels)"
+    try:
+        tenant = requests.get(f"{controller}/v1/tenant/{tenant_id}", timeout=10)
+        listed = requests.get(f"{controller}/v1/tenant/{tenant_id}/timeline", timeout=10)
+        config = requests.get(f"{controller}/v1/tenant/{tenant_id}/config", timeout=10)
+    except requests.RequestException as err:
+        return [Check("neon.controller", False, f"{controller}: {type(err).__name__}{tunnels}")]
+    checks = [
+        Check("neon.tenant", tenant.status_code == 200, f"tenant {tenant_id}: HTTP {tenant.status_code}")
+    ]
+    found = {t.get("timeline_id") for t in listed.json()} if listed.status_code == 200 else set()
+    missing = sorted(name for name, timeline in timeline_ids.items() if timeline not in found)
+    checks.append(
+        Check(
+            "neon.timelines",
+            listed.status_code == 200 and not missing,
+            f"{len(timeline_ids)} branch timeline(s), the controller lists {len(found)}"
+            + (f"; missing: {', '.join(missing)}" if missing else ""),
+        )
+    )
+    overrides = config.json().get("tenant_specific_overrides", {}) if config.status_code == 200 else {}
+    pitr = overrides.get("pitr_interval")
+    checks.append(
+        Check(
+            "neon.pitr-retention",
+            pitr is not None and _seconds(pitr) == _seconds(pitr_retention),
+            f"pitr_interval {pitr!r} (neon.pitrRetention {pitr_retention!r})",
+        )
+    )
+    for name, url in sorted(status_urls.items()):
+        if not name.startswith("safekeeper"):
+            continue
+        try:
+            status = requests.get(url, timeout=5).status_code
+        except requests.RequestException as err:
+            status = type(err).__name__
+        checks.append(Check(f"neon.{name}", status == 200, f"{url}: {status}"))
+    return checks
+
+
+def check_branches(branch_urls: dict[str, str]) -> list[Check]:
+    """Each branch with a compute of its own answers on it, with its own database."""
+    checks = []
+    for name, url in sorted(branch_urls.items()):
+        try:
+            with psycopg.connect(url, connect_timeout=10) as conn:
+                database = conn.execute("SELECT current_database()").fetchone()[0]
+            checks.append(Check(f"neon.branch.{name}", True, f"answers on its compute ({database})"))
+        except psycopg.Error as err:
+            checks.append(Check(f"neon.branch.{name}", False, str(err).strip().splitlines()[0][:200]))
+    return checks

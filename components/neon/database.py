@@ -73,6 +73,7 @@ class NeonDatabase(pulumi.ComponentResource):
             return random.RandomId(f"{name}-{what}-id", byte_length=16, keepers=keepers, opts=child).hex
 
         tenant_id = hex_id("tenant")
+        self.tenant_id = tenant_id
         self.tenant = NeonTenant(
             f"{name}-tenant",
             NeonTenantArgs(
@@ -201,8 +202,11 @@ class NeonDatabase(pulumi.ComponentResource):
             pulumi.ResourceOptions(parent=self, depends_on=[self.computes["main"].container]),
         )
         self.status_urls = self.storage.status_urls
+        self.timeline_ids = pulumi.Output.all(**timeline_ids)
         self.register_outputs(
             {
+                "tenantId": self.tenant_id,
+                "timelineIds": self.timeline_ids,
                 "databaseUrl": self.database_url,
                 "internalUrl": self.internal_url,
                 "pooledUrl": self.pooled_url,

@@ -143,6 +143,18 @@ class FakeStorageController(FakeJsonServer):
             return 404, {"msg": f"NotFound: tenant {tenant}"}
         if parts[3:] == ["timeline"] and method == "POST":
             return self._create_timeline(tenant, body)
+        if parts[3:] == ["timeline"] and method == "GET":
+            # Passed through to the pageserver (timeline_list_handler): every TimelineInfo.
+            return 200, [
+                {k: v for k, v in info.items() if k != "_request"}
+                for (owner, _), info in self.timelines.items()
+                if owner == tenant
+            ]
+        if parts[3:] == ["config"] and method == "GET":
+            # storage_controller/src/service.rs tenant_config_get: the controller has no global
+            # defaults, so both halves are the tenant's own config.
+            config = {k: v for k, v in self.tenants[tenant].items() if k != "id"}
+            return 200, {"tenant_specific_overrides": config, "effective_config": config}
         timeline = parts[4] if len(parts) > 4 else None
         key = (tenant, timeline)
         if parts[5:] == ["get_lsn_by_timestamp"]:

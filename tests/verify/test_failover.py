@@ -14,6 +14,7 @@ import pytest
 from components.platform.hosts import round_robin
 from components.qdrant.collection import QdrantCollectionProvider
 from tests.support.fake_qdrant import PEER_IDS, FakeQdrantCluster
+from tests.verify.test_gate import gates
 from tests.verify.test_verify import COLLECTION
 from verify import failover
 from verify.__main__ import main
@@ -158,7 +159,7 @@ def test_the_drill_is_refused_on_prod_without_force(tmp_path, capsys):
 
 def test_the_gate_runs_the_drill_only_when_the_stack_asks(program):
     def create(verify: dict) -> str:
-        (gate,) = program("dev", overrides={"verify": verify}).of_type("command:local:Command")
+        (gate,) = gates(program("dev", overrides={"verify": verify}))
         return gate.inputs["create"]
 
     assert "--failover" not in create({})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.verify.test_gate import gates
 from verify.load import LoadResult, generator_ceiling, judge, run_load
 from verify.settings import LoadSettings
 
@@ -57,7 +58,8 @@ def test_a_short_run_against_the_qdrant_stand_in(tmp_path):
 
 
 def test_the_gate_runs_the_load_test_only_when_configured(program):
-    create = program("dev").of_type("command:local:Command")[0].inputs["create"]
+    (gate,) = gates(program("dev"))
+    create = gate.inputs["create"]
     assert "--load" not in create
     run = program("dev", overrides={"verify": {"load": {"enabled": True, "seconds": 10}}})
-    assert "--load" in run.of_type("command:local:Command")[0].inputs["create"]
+    assert "--load" in gates(run)[0].inputs["create"]
