@@ -99,7 +99,7 @@ if neon:
         "neonBranchUrls": neon.branch_urls.apply(json.dumps),
     }
 if qdrant:
-    checked |= {"qdrantUrl": qdrant.url, "qdrantApiKey": qdrant.api_key}
+    checked |= {"qdrantUrl": qdrant.url, "qdrantGrpcUrl": qdrant.grpc_url, "qdrantApiKey": qdrant.api_key}
 if kong:
     checked |= {
         "kongProxyUrl": kong.proxy_url,

@@ -27,7 +27,7 @@ from verify.gate import ENV
 from verify.kong import check_admin_not_exposed, check_kong
 from verify.load import generator_ceiling, judge, run_load
 from verify.neon import check_branches, check_neon, check_neon_storage
-from verify.qdrant import check_qdrant
+from verify.qdrant import check_qdrant, grpc_search
 from verify.report import Check, Report
 from verify.smoke import smoke_neon, smoke_qdrant
 
@@ -89,6 +89,8 @@ def verify(
         qdrant = check_qdrant(
             outputs["qdrantUrl"], api_key, settings.qdrant.nodes, settings.qdrant.collections
         )
+        if "qdrantGrpcUrl" in outputs:
+            qdrant += [grpc_search(outputs["qdrantGrpcUrl"], api_key, c) for c in settings.qdrant.collections]
         report.checks += qdrant
         if settings.qdrant.collections and all(check.ok for check in qdrant):
             report.checks.append(smoke_qdrant(outputs["qdrantUrl"], api_key, settings.qdrant.collections[0]))

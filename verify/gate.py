@@ -25,6 +25,7 @@ ENV = {
     "neonTimelineIds": "RAG_VERIFY_NEON_TIMELINE_IDS",
     "neonBranchUrls": "RAG_VERIFY_NEON_BRANCH_URLS",
     "qdrantUrl": "RAG_VERIFY_QDRANT_URL",
+    "qdrantGrpcUrl": "RAG_VERIFY_QDRANT_GRPC_URL",
     "qdrantApiKey": "RAG_VERIFY_QDRANT_API_KEY",
     "kongProxyUrl": "RAG_VERIFY_KONG_PROXY_URL",
     "kongJwtCredentials": "RAG_VERIFY_KONG_JWT_CREDENTIALS",

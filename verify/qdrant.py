@@ -1,12 +1,16 @@
 """Qdrant checks through the load balancer: every peer and a leader, consensus working, each
-configured collection with its HA parameters and every replica Active, a search, point counts."""
+configured collection with its HA parameters and every replica Active, a search over REST and
+over gRPC, point counts."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
+import grpc
 import requests
+from qdrant_client import grpc as qdrant_grpc
 
 from components.qdrant.collection import QdrantApiError, QdrantRest, replica_placement, unhealthy_replicas
 from components.qdrant.settings import CollectionSettings
@@ -77,3 +81,21 @@ def _collection(api: QdrantRest, wanted: CollectionSettings) -> list[Check]:
     points = payload["result"].get("points_count")
     checks.append(Check(f"qdrant.points.{name}", points is not None, f"{points} points"))
     return checks
+
+
+def grpc_search(grpc_url: str, api_key: str | None, collection: CollectionSettings) -> Check:
+    """A search over gRPC through the LB's gRPC port (`qdrant.Points/Search`, the API key as
+    the `api-key` metadata, as Qdrant's clients send it)."""
+    parts = urlsplit(grpc_url)
+    target = f"{parts.hostname}:{parts.port}"
+    request = qdrant_grpc.SearchPoints(
+        collection_name=collection.name, vector=[0.5] * collection.vector_size, limit=3
+    )
+    metadata = [("api-key", api_key)] if api_key else None
+    name = f"qdrant.grpc-search.{collection.name}"
+    try:
+        with grpc.insecure_channel(target) as channel:
+            reply = qdrant_grpc.PointsStub(channel).Search(request, metadata=metadata, timeout=10)
+    except grpc.RpcError as err:
+        return Check(name, False, f"{target}: {err.code().name}: {err.details()}")
+    return Check(name, True, f"{len(reply.result)} hit(s) over gRPC at {target}")

@@ -5,9 +5,12 @@ Kong stand-in driven by the rendered kong.yml for the gateway."""
 from __future__ import annotations
 
 import json
+from concurrent import futures
 
+import grpc
 import psycopg
 import pytest
+from qdrant_client import grpc as qdrant_grpc
 
 from components.qdrant.collection import QdrantCollectionProvider
 from components.qdrant.settings import CollectionSettings
@@ -16,10 +19,11 @@ from migration.schema import apply_schema
 from tests.harness import run_program, unwrap_secrets
 from tests.support.fake_kong import FakeKong
 from tests.support.fake_qdrant import PEER_IDS, FakeQdrantCluster
+from tests.support.nginx import free_port
 from verify.__main__ import main
 from verify.kong import check_kong
 from verify.neon import check_neon
-from verify.qdrant import check_qdrant
+from verify.qdrant import check_qdrant, grpc_search
 from verify.smoke import smoke_neon, smoke_qdrant
 
 COLLECTION = CollectionSettings.model_validate(
@@ -242,3 +246,66 @@ def test_a_point_that_is_not_kept_fails_the_qdrant_smoke(cluster, monkeypatch):
     monkeypatch.setattr(cluster, "_upsert", lambda name, body: cluster.ok({"status": "completed"}))
     check = smoke_qdrant(cluster.url, "test-key", COLLECTION)
     assert not check.ok and "nearest hit None" in check.saw
+
+
+class _Points(qdrant_grpc.PointsServicer):
+    """qdrant.Points/Search over the fake's REST search: the `api-key` metadata checked, the
+    fake's refusal (a vector of the wrong size, a missing collection) turned into the gRPC
+    status Qdrant's tonic layer sends (src/tonic/api/points_api.rs, error mapping in
+    lib/storage/src/content_manager/errors.rs: bad input is INVALID_ARGUMENT, a missing
+    collection NOT_FOUND)."""
+
+    def __init__(self, fake: FakeQdrantCluster) -> None:
+        self.fake = fake
+
+    def Search(self, request, context):  # noqa: N802 (the gRPC method's name)
+        key = dict(context.invocation_metadata()).get("api-key")
+        if key != self.fake.api_key:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "Invalid api-key")
+        body = {"vector": list(request.vector), "limit": request.limit}
+        path = f"/collections/{request.collection_name}/points/search"
+        status, answer = self.fake.handle("POST", path, body, {"api-key": key})
+        if status != 200:
+            code = grpc.StatusCode.NOT_FOUND if status == 404 else grpc.StatusCode.INVALID_ARGUMENT
+            context.abort(code, answer["status"]["error"])
+        hits = [
+            qdrant_grpc.ScoredPoint(id=qdrant_grpc.PointId(num=hit["id"]), score=hit["score"])
+            for hit in answer["result"]
+        ]
+        return qdrant_grpc.SearchResponse(result=hits, time=0.001)
+
+
+@pytest.fixture
+def grpc_cluster(cluster):
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    qdrant_grpc.add_PointsServicer_to_server(_Points(cluster), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop(None)
+
+
+def test_a_search_over_grpc_through_the_lb_port(grpc_cluster, cluster):
+    point = {"id": 7, "vector": [0.2] * 1024, "payload": {}}
+    path = f"/collections/{COLLECTION.name}/points"
+    cluster.handle("PUT", path, {"points": [point]}, {"api-key": "test-key"})
+    check = grpc_search(grpc_cluster, "test-key", COLLECTION)
+    assert check.ok and "1 hit(s)" in check.saw
+
+
+@pytest.mark.parametrize(
+    ("key", "collection", "saw"),
+    [
+        ("wrong-key", COLLECTION, "UNAUTHENTICATED"),
+        ("test-key", COLLECTION.model_copy(update={"vector_size": 768}), "INVALID_ARGUMENT"),
+        ("test-key", COLLECTION.model_copy(update={"name": "missing"}), "NOT_FOUND"),
+    ],
+)
+def test_a_grpc_search_that_fails_is_named(grpc_cluster, key, collection, saw):
+    check = grpc_search(grpc_cluster, key, collection)
+    assert not check.ok and saw in check.saw
+
+
+def test_a_closed_grpc_port_fails():
+    check = grpc_search(f"http://127.0.0.1:{free_port()}", "test-key", COLLECTION)
+    assert not check.ok and "UNAVAILABLE" in check.saw

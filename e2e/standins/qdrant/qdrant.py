@@ -22,6 +22,7 @@ import http.client
 import json
 import os
 import socket
+import struct
 import sys
 import threading
 import time
@@ -56,33 +57,139 @@ def _grpc_message(payload: bytes) -> bytes:
     return b"\x00" + len(payload).to_bytes(4, "big") + payload  # uncompressed, length-prefixed
 
 
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, at
+        shift += 7
+
+
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _fields(data: bytes):
+    """(field number, wire type, value) of a protobuf message, in order."""
+    at = 0
+    while at < len(data):
+        key, at = _varint(data, at)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, at = _varint(data, at)
+        elif wire == 2:
+            size, at = _varint(data, at)
+            value, at = data[at : at + size], at + size
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            value, at = data[at : at + size], at + size
+        else:
+            raise ValueError(f"wire type {wire}")
+        yield number, wire, value
+
+
+def _submessage(number: int, payload: bytes) -> bytes:
+    return _encode_varint(number << 3 | 2) + _encode_varint(len(payload)) + payload
+
+
+def search_request(message: bytes) -> tuple[str, list[float], int]:
+    """SearchPoints {collection_name = 1; repeated float vector = 2 [packed]; limit = 4} (points.proto)."""
+    name, vector, limit = "", [], 10
+    for number, wire, value in _fields(message):
+        if number == 1:
+            name = value.decode()
+        elif number == 2:
+            vector += (
+                struct.unpack(f"<{len(value) // 4}f", value) if wire == 2 else struct.unpack("<f", value)
+            )
+        elif number == 4:
+            limit = value
+    return name, vector, limit
+
+
+def search_reply(hits: list[dict]) -> bytes:
+    """SearchResponse {repeated ScoredPoint result = 1; double time = 2}; ScoredPoint {PointId id = 1;
+    float score = 3}; PointId {uint64 num = 1 | string uuid = 2}."""
+    out = b""
+    for hit in hits:
+        ident = hit["id"]
+        point_id = (
+            _encode_varint(1 << 3) + _encode_varint(ident)
+            if isinstance(ident, int)
+            else _submessage(2, str(ident).encode())
+        )
+        scored = _submessage(1, point_id) + _encode_varint(3 << 3 | 5) + struct.pack("<f", hit["score"])
+        out += _submessage(1, scored)
+    return out + _encode_varint(2 << 3 | 1) + struct.pack("<d", 0.001)
+
+
+# Qdrant's tonic layer maps its errors onto gRPC codes (lib/storage/src/content_manager/errors.rs).
+GRPC_CODES = {400: "3", 422: "3", 401: "16", 403: "7", 404: "5"}
+
+
+def _search(message: bytes, api_key: str) -> tuple[bytes | None, list[tuple[str, str]]]:
+    """qdrant.Points/Search answered from the REST API of this node (so from the cluster)."""
+    name, vector, limit = search_request(message[5:])
+    body = json.dumps({"vector": vector, "limit": limit}).encode()
+    connection = http.client.HTTPConnection("127.0.0.1", REST_PORT, timeout=30)
+    try:
+        connection.request("POST", f"/collections/{name}/points/search", body=body,
+                           headers={"api-key": api_key, "content-type": "application/json"})  # fmt: skip
+        answer = connection.getresponse()
+        payload = json.loads(answer.read())
+    except OSError as err:
+        return None, [("grpc-status", "14"), ("grpc-message", str(err))]
+    finally:
+        connection.close()
+    if answer.status != 200:
+        error = (payload.get("status") or {}).get("error", "error")
+        return None, [("grpc-status", GRPC_CODES.get(answer.status, "13")), ("grpc-message", error)]
+    return search_reply(payload["result"]), [("grpc-status", "0")]
+
+
 def _grpc_connection(sock: socket.socket) -> None:
-    """One HTTP/2 (h2c) connection: HealthCheck answered, any other method UNIMPLEMENTED (12)."""
+    """One HTTP/2 (h2c) connection: HealthCheck and Points/Search answered, any other method
+    UNIMPLEMENTED (12)."""
     connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
     connection.initiate_connection()
     sock.sendall(connection.data_to_send())
-    paths: dict[int, str] = {}
+    requests: dict[int, dict] = {}
     with sock:
         while data := sock.recv(65536):
             for event in connection.receive_data(data):
                 if isinstance(event, h2.events.RequestReceived):
                     headers = {
-                        bytes(k).decode() if not isinstance(k, str) else k: v for k, v in event.headers
+                        (k.decode() if isinstance(k, bytes) else k): (
+                            v.decode() if isinstance(v, bytes) else v
+                        )
+                        for k, v in event.headers
                     }
-                    path = headers.get(":path", "")
-                    paths[event.stream_id] = path.decode() if isinstance(path, bytes) else path
+                    requests[event.stream_id] = {"headers": headers, "body": b""}
                 elif isinstance(event, h2.events.DataReceived):
+                    requests[event.stream_id]["body"] += event.data
                     connection.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
                 elif isinstance(event, h2.events.StreamEnded):
                     stream = event.stream_id
+                    request = requests.pop(stream)
+                    path = request["headers"].get(":path", "")
                     connection.send_headers(
                         stream, [(":status", "200"), ("content-type", "application/grpc")]
                     )
-                    if paths.pop(stream, "") == "/qdrant.Qdrant/HealthCheck":
-                        connection.send_data(stream, _grpc_message(health_reply()))
-                        trailers = [("grpc-status", "0")]
-                    else:
-                        trailers = [("grpc-status", "12"), ("grpc-message", "unknown method")]
+                    reply, trailers = None, [("grpc-status", "12"), ("grpc-message", "unknown method")]
+                    if path == "/qdrant.Qdrant/HealthCheck":
+                        reply, trailers = health_reply(), [("grpc-status", "0")]
+                    elif path == "/qdrant.Points/Search":
+                        reply, trailers = _search(request["body"], request["headers"].get("api-key", ""))
+                    if reply is not None:
+                        connection.send_data(stream, _grpc_message(reply))
                     connection.send_headers(stream, trailers, end_stream=True)
             sock.sendall(connection.data_to_send())
 
