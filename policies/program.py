@@ -57,6 +57,8 @@ class ProgramRun:
     """Logical name -> logical names of its explicit `depends_on` (resource options)."""
     retained: set[str] = field(default_factory=set)
     """Logical names registered with `retain_on_delete` (resource options)."""
+    deleted_before_replace: set[str] = field(default_factory=set)
+    """Logical names registered with `delete_before_replace` (resource options)."""
 
     def of_type(self, typ: str) -> list[RegisteredResource]:
         return [r for r in self.resources if r.typ == typ]
@@ -270,6 +272,7 @@ def run_program(
 
     depends_on: dict[str, set[str]] = {}
     retained: set[str] = set()
+    deleted_before_replace: set[str] = set()
 
     def record_options(args: pulumi.ResourceTransformationArgs) -> None:
         # Mocks never see resource options; a (legacy) stack transformation runs client-side.
@@ -278,6 +281,8 @@ def run_program(
         depends_on[args.name] = {r._name for r in resources if isinstance(r, pulumi.Resource)}
         if args.opts and args.opts.retain_on_delete:
             retained.add(args.name)
+        if args.opts and args.opts.delete_before_replace:
+            deleted_before_replace.add(args.name)
 
     @pulumi.runtime.test
     def program():
@@ -294,4 +299,5 @@ def run_program(
         secret_outputs=secret_outputs,
         depends_on=depends_on,
         retained=retained,
+        deleted_before_replace=deleted_before_replace,
     )

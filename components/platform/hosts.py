@@ -92,7 +92,7 @@ class DockerHosts(pulumi.ComponentResource):
             f"{name}-network",
             name=self.prefix,
             driver=self.network_driver,
-            attachable=True,  # plain containers (jobs, the operator tunnel) join it too
+            attachable=True,  # plain containers join it (every tier's today)
             # IPsec between the hosts: service traffic never crosses the wire in clear.
             options={"encrypted": ""},
             labels=[
@@ -100,7 +100,13 @@ class DockerHosts(pulumi.ComponentResource):
                 for key, value in self._label_pairs("network").items()
             ],
             opts=pulumi.ResourceOptions(
-                parent=self, provider=self.providers[0], depends_on=[self.swarm.ready]
+                parent=self,
+                provider=self.providers[0],
+                depends_on=[self.swarm.ready],
+                # A changed network keeps its name, which Docker holds until the old one is gone:
+                # delete it first. The engine then replaces the containers attached to it too
+                # (their network input is unknown until the new one exists); volumes stay.
+                delete_before_replace=True,
             ),
         )
         self.network_name = self.network.name
