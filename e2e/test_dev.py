@@ -6,7 +6,6 @@ order and the last one destroys it.
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 
@@ -24,23 +23,18 @@ from e2e.checks import (
     reachable_from_elsewhere,
 )
 from e2e.stack import Deployment, Engine, deploy
+from tests.support.nginx import free_port
 from tests.support.rag_data import load_legacy
 
 SOURCE_NAME = "rag-e2e-legacy-timescale"
 SOURCE_PASSWORD = "legacy-source-password"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def legacy_source(engine: Engine) -> Iterator[str]:
     """The old database, as a container of its own (real PostgreSQL with pgvector), filled
     with a slice of the plan's data; its DSN as seen from this machine."""
-    port = _free_port()
+    port = free_port()
     container = engine.client.containers.run(
         engine.built["postgres"],
         name=SOURCE_NAME,
