@@ -41,8 +41,19 @@ PROGRAM_TESTS = ("tests/test_program.py", "tests/neon/test_neon.py", "tests/qdra
                  "tests/migration")  # fmt: skip
 
 SWARM_TESTS = ("tests/platform/test_swarm.py",)
+JOB_TESTS = ("tests/platform/test_jobs.py",)
 
 MUTANTS = [
+    # one-shot jobs
+    Mutant(
+        "a job that keeps failing passes",
+        "components/platform/jobs.py",
+        """    echo "{name}: failed {attempts} times" >&2
+    exit 1""",
+        """    echo "{name}: failed {attempts} times" >&2
+    exit 0""",
+        JOB_TESTS,
+    ),
     # the swarm bootstrap
     Mutant(
         "a worker taken for the manager",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 
@@ -10,7 +11,8 @@ import pulumi_docker as docker
 
 from components.kong.config import render_kong_config
 from components.kong.settings import KongSettings
-from components.platform.hosts import DockerHosts, one_shot_job
+from components.platform.hosts import DockerHosts
+from components.platform.jobs import OneShotJob, OneShotJobArgs
 from components.platform.postgres import PostgresContainerArgs, postgres_container
 from components.platform.secrets import secret_or_generated
 
@@ -19,6 +21,7 @@ ADMIN_PORT = 8001
 MANAGER_PORT = 8002
 STATUS_PORT = 8100  # the Kong Helm chart's status port; Kong's own default is 8007
 CONFIG_PATH = "/kong/kong.yml"
+IMPORT_PATH = "/usr/local/kong/declarative.yml"  # the job writes it in KONG_PREFIX, the kong user's
 LOOPBACK = "127.0.0.1"
 KONG_ALIAS = "kong"
 DB_ALIAS = "kong-db"
@@ -112,8 +115,15 @@ class KongGateway(pulumi.ComponentResource):
                 db_password.apply(lambda p: f"KONG_PG_PASSWORD={p}"),
             ]
             envs += pg_envs
+            pg_env = {
+                "KONG_DATABASE": "postgres",
+                "KONG_PG_HOST": DB_ALIAS,
+                "KONG_PG_USER": "kong",
+                "KONG_PG_DATABASE": "kong",
+                "KONG_PG_PASSWORD": db_password,
+            }
             depends_on.append(
-                self._database(name, settings, hosts, child, db_password, image, pg_envs, upload)
+                self._database(name, settings, hosts, child, db_password, image, pg_env, declarative)
             )
 
         self.kong = docker.Container(
@@ -169,10 +179,10 @@ class KongGateway(pulumi.ComponentResource):
         child: pulumi.ResourceOptions,
         password: pulumi.Output[str],
         kong_image: docker.RemoteImage,
-        pg_envs: list[pulumi.Input[str]],
-        upload: list[docker.ContainerUploadArgs],
-    ) -> docker.Container:
-        """The plan's kong-db and one-shot migrations; returns the container Kong waits for."""
+        pg_env: dict[str, pulumi.Input[str]],
+        declarative: pulumi.Output[str],
+    ) -> OneShotJob:
+        """The plan's kong-db and one-shot migrations; returns the job Kong waits for."""
         db_image = hosts.pull(f"{name}-db-image", settings.db_image, child)
         volume = hosts.volume(f"{name}-db-data", "kong-db-data", "kong-db", child)
         database = postgres_container(
@@ -192,20 +202,23 @@ class KongGateway(pulumi.ComponentResource):
             child,
         )
         # bootstrap is idempotent; up/finish apply a new Kong version's migrations; then the
-        # rendered file is imported. A list command has no shell, so `&&` needs `sh -c`.
+        # rendered file is imported. It holds the consumers' JWT secret, so it travels with the
+        # job's (secret) environment, base64 on one line, and is written inside the container.
         script = (
-            "kong migrations bootstrap && kong migrations up && kong migrations finish "
-            f"&& kong config db_import {CONFIG_PATH}"
+            f'printf %s "$KONG_DECLARATIVE_B64" | base64 -d > {IMPORT_PATH} '
+            "&& kong migrations bootstrap && kong migrations up && kong migrations finish "
+            f"&& kong config db_import {IMPORT_PATH}"
         )
-        return docker.Container(
+        encoded = declarative.apply(lambda text: base64.b64encode(text.encode()).decode())
+        return OneShotJob(
             f"{name}-migrations",
-            name=f"{hosts.prefix}-kong-migrations",
-            image=kong_image.image_id,
-            command=["sh", "-c", script],
-            envs=pg_envs,
-            uploads=upload,
-            networks_advanced=hosts.attach("kong-migrations"),
-            **one_shot_job(max_retries=5),
-            labels=hosts.labels("kong-migrations"),
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[database])),
+            OneShotJobArgs(
+                hosts=hosts,
+                image=kong_image.image_id,
+                script=script,
+                env={**pg_env, "KONG_DECLARATIVE_B64": encoded},
+                attempts=5,
+                component="kong-migrations",
+            ),
+            pulumi.ResourceOptions(parent=self, depends_on=[database]),
         )

@@ -35,7 +35,8 @@ from components.neon.config import (
     safekeeper_command,
 )
 from components.neon.settings import NeonSettings
-from components.platform.hosts import DockerHosts, one_shot_job
+from components.platform.hosts import DockerHosts
+from components.platform.jobs import OneShotJob, OneShotJobArgs
 from components.platform.postgres import DATA_PATH, PostgresContainerArgs, postgres_container
 from components.platform.probes import bash_http_probe
 from components.platform.secrets import secret_or_generated
@@ -212,7 +213,7 @@ class NeonStorage(pulumi.ComponentResource):
 
     def _object_storage(
         self, password: pulumi.Output[str], opts: pulumi.ResourceOptions
-    ) -> tuple[docker.Container, docker.Container]:
+    ) -> tuple[docker.Container, OneShotJob]:
         settings, hosts = self._settings.object_storage, self._hosts
         minio_envs = [f"MINIO_ROOT_USER={MINIO_USER}", password.apply(lambda p: f"MINIO_ROOT_PASSWORD={p}")]
         minio = docker.Container(
@@ -234,22 +235,22 @@ class NeonStorage(pulumi.ComponentResource):
             opts=opts,
         )
         script = (
-            f"until mc alias set neon http://{MINIO_ALIAS}:{MINIO_PORT} "
-            '"$MINIO_ROOT_USER" "$MINIO_ROOT_PASSWORD"; '
-            f"do sleep 1; done && mc mb --ignore-existing neon/{settings.bucket} --region={settings.region}"
+            f'mc alias set neon http://{MINIO_ALIAS}:{MINIO_PORT} "$MINIO_ROOT_USER" "$MINIO_ROOT_PASSWORD" '
+            f"&& mc mb --ignore-existing neon/{settings.bucket} --region={settings.region}"
         )
-        bucket = docker.Container(
+        # Pulumi waits for it, so the pageserver never starts before the bucket; a bucket that
+        # cannot be made fails `pulumi up`.
+        bucket = OneShotJob(
             f"{self._name}-bucket",
-            name=f"{hosts.prefix}-minio-bucket",
-            image=self._image(0, settings.mc_image),
-            entrypoints=["sh", "-c"],
-            command=[script],
-            envs=minio_envs,
-            networks_advanced=hosts.attach("minio-bucket"),
-            # Pulumi waits for it to exit, so the pageserver never starts before the bucket.
-            **one_shot_job(max_retries=3),
-            labels=hosts.labels("neon-object-storage"),
-            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[minio])),
+            OneShotJobArgs(
+                hosts=hosts,
+                image=self._image(0, settings.mc_image),
+                script=script,
+                env={"MINIO_ROOT_USER": MINIO_USER, "MINIO_ROOT_PASSWORD": password},
+                attempts=5,
+                component="minio-bucket",
+            ),
+            pulumi.ResourceOptions(parent=self, depends_on=[minio]),
         )
         return minio, bucket
 

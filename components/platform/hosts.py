@@ -24,18 +24,6 @@ def reachable_host(docker_host: str) -> str:
     return parts.hostname or "localhost"
 
 
-def one_shot_job(max_retries: int) -> dict:
-    """Container arguments of a job Pulumi waits for (bucket creation, Kong migrations): it must
-    exit 0, and is retried by Docker while its dependency is still starting."""
-    return {
-        "must_run": False,
-        "attach": True,
-        "logs": True,
-        "restart": "on-failure",
-        "max_retry_count": max_retries,
-    }
-
-
 def round_robin(count: int, slots: int) -> list[int]:
     """Slot index for each of `count` quorum members, spread evenly over `slots` hosts."""
     if slots < 1:
@@ -97,7 +85,7 @@ class DockerHosts(pulumi.ComponentResource):
             options={"encrypted": ""},
             labels=[
                 docker.NetworkLabelArgs(label=key, value=value)
-                for key, value in self._label_pairs("network").items()
+                for key, value in self.label_pairs("network").items()
             ],
             opts=pulumi.ResourceOptions(
                 parent=self,
@@ -135,7 +123,12 @@ class DockerHosts(pulumi.ComponentResource):
         """The provider for each of `count` quorum members, round-robin over the hosts."""
         return [self.providers[slot] for slot in round_robin(count, len(self.providers))]
 
-    def _label_pairs(self, component: str) -> dict[str, str]:
+    def url(self, index: int) -> str:
+        """The Docker host URL of host `index`."""
+        return self._args.hosts[index]
+
+    def label_pairs(self, component: str) -> dict[str, str]:
+        """The labels naming the stack and the component, as a map."""
         return {
             "rag-infra.project": self._args.project,
             "rag-infra.stack": self._args.stack,
@@ -146,14 +139,14 @@ class DockerHosts(pulumi.ComponentResource):
         """Labels naming the stack and the component, for every container."""
         return [
             docker.ContainerLabelArgs(label=key, value=value)
-            for key, value in self._label_pairs(component).items()
+            for key, value in self.label_pairs(component).items()
         ]
 
     def volume_labels(self, component: str) -> list[docker.VolumeLabelArgs]:
         """The same labels for named volumes."""
         return [
             docker.VolumeLabelArgs(label=key, value=value)
-            for key, value in self._label_pairs(component).items()
+            for key, value in self.label_pairs(component).items()
         ]
 
     def volume(

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import pulumi
-from pulumi_command import local, remote
+
+from components.platform.commands import host_command
 
 LABEL_PREFIX = "rag-infra.host."
 """Node label `rag-infra.host.<index>=true`: one key per host index, so a node that stands for
@@ -124,30 +124,12 @@ class DockerSwarm(pulumi.ComponentResource):
         stdin: pulumi.Input[str] | None = None,
         secret_stdout: bool = False,
         depends_on: list[pulumi.Resource] | None = None,
-    ) -> local.Command | remote.Command:
-        opts = pulumi.ResourceOptions(
-            parent=self,
-            depends_on=depends_on,
-            additional_secret_outputs=["stdout"] if secret_stdout else None,
-        )
-        name = f"{self._name}-{step}"
-        if url.startswith("ssh://"):
-            parts = urlsplit(url)
-            return remote.Command(
-                name,
-                connection=remote.ConnectionArgs(
-                    host=parts.hostname, user=parts.username, port=parts.port or 22
-                ),
-                create=script,
-                stdin=stdin,
-                triggers=[url],
-                opts=opts,
-            )
-        return local.Command(
-            name,
-            create=script,
+    ) -> pulumi.CustomResource:
+        return host_command(
+            f"{self._name}-{step}",
+            url,
+            script,
             stdin=stdin,
-            environment={"DOCKER_HOST": url},
-            triggers=[url],
-            opts=opts,
+            secret_stdout=secret_stdout,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
         )

@@ -105,8 +105,6 @@ def test_durable_volumes_and_restart_policies(program, stack):
         container = run.container(f"rag-infra-{stack}-{name}")
         assert container.inputs["volumes"][0]["containerPath"] == path
     for container in storage_containers(run, stack):
-        if container.inputs.get("mustRun") is False:
-            continue  # the one-shot bucket job
         assert container.inputs["restart"] == "always"
         assert container.inputs["healthcheck"]["tests"]
 
