@@ -37,6 +37,8 @@ def job_script(
 envs=$(cat)
 attempt=1
 while :; do
+  # One left over by an interrupted run would hold the name.
+  docker rm -f {shlex.quote(name)} >/dev/null 2>&1 || true
   if printf '%s\\n' "$envs" | {run}; then exit 0; fi
   if [ "$attempt" -ge {attempts} ]; then
     echo "{name}: failed {attempts} times" >&2

@@ -15,6 +15,7 @@ from components.platform.jobs import job_script
 FAKE_DOCKER = r"""#!/bin/sh
 # `docker run`: the env file it is given on stdin is kept; the exit code comes from $PLAN,
 # one line per attempt (the last line repeats).
+case "$1" in rm) echo "$*" >> "$LOG.rm"; exit 0 ;; esac
 echo "$*" >> "$LOG"
 cat >> "$ENVS"
 code=$(head -n 1 "$PLAN")
@@ -51,8 +52,10 @@ def run_job(tmp_path: Path, monkeypatch):
     return run
 
 
-def test_a_job_that_succeeds_runs_once(run_job):
+def test_a_job_that_succeeds_runs_once(run_job, tmp_path):
     done, calls, envs = run_job([0])
+    # A container left by an interrupted run is removed first, so the name is free.
+    assert (tmp_path / "log.rm").read_text() == "rm -f rag-infra-dev-minio-bucket\n"
     assert done.returncode == 0 and len(calls) == 1
     assert calls[0].startswith(
         "run --rm --name rag-infra-dev-minio-bucket --network rag-infra-dev --label a=b"
