@@ -57,11 +57,6 @@ def component(props: Mapping[str, Any]) -> str | None:
     return None
 
 
-def one_shot(props: Mapping[str, Any]) -> bool:
-    """A job container Pulumi waits for (bucket creation, Kong migrations): not a service."""
-    return plain(props.get("mustRun")) is False
-
-
 def published_ports(props: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [p for p in plain(props.get("ports")) or [] if isinstance(p, Mapping)]
 

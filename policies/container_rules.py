@@ -13,14 +13,15 @@ from pulumi_policy import (
     ResourceValidationPolicy,
 )
 
-from policies.common import CONTAINER, REMOTE_IMAGE, envs, image_pinned, is_secret, one_shot, plain
+from policies.common import CONTAINER, REMOTE_IMAGE, envs, image_pinned, is_secret, plain
 
 SECRET_NAME = r"PASSWORD|SECRET|TOKEN|(^|_)KEY($|_)|API_KEY|ACCESS_KEY"
 
 
 def _containers_only(args: ResourceValidationArgs) -> str | None:
-    """The container's name, or None for anything else and for one-shot jobs."""
-    if args.resource_type != CONTAINER or one_shot(args.props):
+    """The container's name, or None for anything else (one-shot jobs are host commands,
+    components/platform/jobs.py, not containers)."""
+    if args.resource_type != CONTAINER:
         return None
     return plain(args.props.get("name")) or args.name
 

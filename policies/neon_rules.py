@@ -73,8 +73,6 @@ neon_safekeepers_odd_at_least_3 = StackValidationPolicy(
 def _durable(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if args.resource_type != CONTAINER or component(args.props) not in DURABLE:
         return
-    if plain(args.props.get("mustRun")) is False:
-        return  # the one-shot bucket job shares the object-storage label but holds no data
     path = DURABLE[component(args.props)]
     volumes = [v for v in plain(args.props.get("volumes")) or [] if v.get("containerPath") == path]
     if not any(v.get("volumeName") or v.get("hostPath") for v in volumes):

@@ -75,8 +75,8 @@ def _uploads(container: RegisteredResource) -> dict[str, str]:
     return {u["file"]: u["content"] for u in _plain(container, "uploads") or []}
 
 
-def _long_running(run: ProgramRun) -> list[RegisteredResource]:
-    return sorted((c for c in run.containers if _plain(c, "mustRun") is not False), key=lambda c: c.name)
+def _containers(run: ProgramRun) -> list[RegisteredResource]:
+    return sorted(run.containers, key=lambda c: c.name)
 
 
 def _host_of(run: ProgramRun, resource: RegisteredResource) -> str:
@@ -104,7 +104,7 @@ def architecture(run: ProgramRun, stack: str) -> str:
     by_alias = _by_alias(run)
     body = ['actor "client" as client']
     tiers: dict[str, list[RegisteredResource]] = {}
-    for container in _long_running(run):
+    for container in _containers(run):
         tiers.setdefault(_tier(container), []).append(container)
     for tier, containers in sorted(tiers.items()):
         body.append(f'package "{tier}" {{')
@@ -192,10 +192,9 @@ def containers(run: ProgramRun, stack: str) -> str:
     for tier, members in sorted(tiers.items()):
         body.append(f'  package "{tier}" {{')
         for container in sorted(members, key=lambda c: c.name):
-            kind = "job (runs once)" if _plain(container, "mustRun") is False else "service"
             # A digest is kept short: the full one is in the containers' inputs and the state.
             image = re.sub(r"@sha256:([0-9a-f]{12})[0-9a-f]+", r"@sha256:\1…", _image(run, container))
-            lines = [f"<b>{_plain(container, 'name')}</b>", image, kind]
+            lines = [f"<b>{_plain(container, 'name')}</b>", image, "service"]
             lines += [f"alias {alias}" for alias in _aliases(container)]
             lines += [f"port {port}" for port in _ports(container)]
             body.append(f'    rectangle "{NEWLINE.join(lines)}" as {_id(container.name)}')
@@ -207,7 +206,7 @@ def containers(run: ProgramRun, stack: str) -> str:
 def deployment(run: ProgramRun, stack: str) -> str:
     """Hosts and what runs on each, with published ports and volumes."""
     hosts: dict[str, list[RegisteredResource]] = {}
-    for container in _long_running(run):
+    for container in _containers(run):
         hosts.setdefault(_host_of(run, container), []).append(container)
     body = []
     for index, (host, placed) in enumerate(sorted(hosts.items())):
@@ -227,7 +226,7 @@ def deployment(run: ProgramRun, stack: str) -> str:
 
 def neon_internals(run: ProgramRun, stack: str) -> str:
     """Compute -> pageserver -> object storage; the safekeeper quorum -> broker."""
-    neon = [c for c in _long_running(run) if _tier(c) == "Neon"]
+    neon = [c for c in _containers(run) if _tier(c) == "Neon"]
     if not neon:
         return _document(f"rag-infra {stack}: Neon (tier off)", ['note "features.neon is false" as off'])
     safekeepers = [c for c in neon if _component(c) == "neon-safekeeper"]
@@ -249,7 +248,7 @@ def neon_internals(run: ProgramRun, stack: str) -> str:
 
 def qdrant_topology(run: ProgramRun, stack: str) -> str:
     """Nodes, collections with shards and replicas, the LB and its ports."""
-    nodes = [c for c in _long_running(run) if _component(c) == "qdrant"]
+    nodes = [c for c in _containers(run) if _component(c) == "qdrant"]
     lb = next((c for c in run.containers if _component(c) == "qdrant-lb"), None)
     if lb is None:
         return _document(

@@ -12,10 +12,9 @@ import time
 import pytest
 
 from components.platform.hosts import round_robin
-from components.qdrant.collection import QdrantCollectionProvider
 from tests.support.fake_qdrant import PEER_IDS, FakeQdrantCluster
 from tests.verify.test_gate import gates
-from tests.verify.test_verify import COLLECTION
+from tests.verify.test_verify import COLLECTION, create_collection
 from verify import failover
 from verify.__main__ import main
 from verify.failover import Member, member, qdrant_failover, recovery_seconds, safekeeper_failover
@@ -80,12 +79,7 @@ def drill(monkeypatch):
             return super().handle(method, path, body, headers)
 
     with Cluster() as fake:
-        props = {
-            "url": fake.url, "api_key": "test-key", "name": COLLECTION.name, "vector_size": 1024,
-            "distance": "Cosine", "shard_number": 3, "replication_factor": 2, "write_consistency_factor": 1,
-            "expected_peers": 3, "cluster_timeout": 5.0, "replica_timeout": 3.0,
-        }  # fmt: skip
-        QdrantCollectionProvider().create(props)
+        create_collection(fake)
         points = [{"id": n, "vector": [0.1 * (n + 1)] * 1024, "payload": {}} for n in range(5)]
         path = f"/collections/{COLLECTION.name}/points"
         fake.handle("PUT", path, {"points": points}, {"api-key": "test-key"})

@@ -76,15 +76,20 @@ def test_an_unreachable_neon_is_one_named_check():
     assert check.name == "neon.connect" and not check.ok and "127.0.0.1" in check.saw
 
 
+def create_collection(fake: FakeQdrantCluster) -> None:
+    """COLLECTION, created in the fake by the program's own provider."""
+    props = {
+        "url": fake.url, "api_key": "test-key", "name": COLLECTION.name, "vector_size": 1024,
+        "distance": "Cosine", "shard_number": 3, "replication_factor": 2, "write_consistency_factor": 1,
+        "expected_peers": 3, "cluster_timeout": 5.0, "replica_timeout": 3.0,
+    }  # fmt: skip
+    QdrantCollectionProvider().create(props)
+
+
 @pytest.fixture
 def cluster():
     with FakeQdrantCluster() as fake:
-        props = {
-            "url": fake.url, "api_key": "test-key", "name": COLLECTION.name, "vector_size": 1024,
-            "distance": "Cosine", "shard_number": 3, "replication_factor": 2, "write_consistency_factor": 1,
-            "expected_peers": 3, "cluster_timeout": 5.0, "replica_timeout": 3.0,
-        }  # fmt: skip
-        QdrantCollectionProvider().create(props)
+        create_collection(fake)
         yield fake
 
 
