@@ -132,6 +132,7 @@ if neon:
 
 if qdrant:
     pulumi.export("qdrantUrl", qdrant.url)
+    pulumi.export("qdrantUrls", qdrant.urls)
     pulumi.export("qdrantGrpcUrl", qdrant.grpc_url)
     pulumi.export("qdrantApiKey", qdrant.api_key)
 

@@ -17,6 +17,10 @@ the Docker engine through the Docker SDK with the fields terraform-provider-dock
   `wait`: poll until the health status is `healthy`, fail after `wait_timeout` (60 s).
   `attach`: block until the container is not running; the exit code is recorded, **not
   checked** (the provider discards it).
+- service (`resource_docker_service_funcs.go` resourceDockerServiceCreate): the spec with its
+  configs and secrets, placement, limits, restart policy, endpoint and update/rollback configs;
+  with a converge_config, wait until every replica runs (healthy), else remove it and fail.
+  Swarm configs and secrets: created from their standard-base64 `data`.
 - network (driver, attachable, driver options, labels), volume (name, labels), remote image (found locally:
   here, the stand-in tagged as the reference; e2e/images.py).
 - dynamic resources: their own providers, unpickled as the provider host does, `create()`
@@ -159,6 +163,9 @@ class EngineMocks(RecordingMocks):
             "docker:index/volume:Volume": "volume",
             "docker:index/remoteImage:RemoteImage": "image",
             "docker:index/container:Container": "container",
+            "docker:index/service:Service": "service",
+            "docker:index/serviceConfig:ServiceConfig": "config",
+            "docker:index/secret:Secret": "secret",
             "command:local:Command": "command",
         }.get(typ)
 
@@ -254,6 +261,53 @@ class EngineMocks(RecordingMocks):
                 outputs["containerLogs"] = api.logs(container_id).decode(errors="replace")
         return container_id, outputs
 
+    def _create_config(self, name: str, host: str, inputs: dict) -> tuple[str, dict]:
+        # `data` is standard base64 (validateStringIsBase64Encoded); the SDK encodes it again.
+        created = self.client(host).api.create_config(
+            inputs["name"], base64.b64decode(inputs["data"]), labels=_labels(inputs)
+        )
+        return created["ID"], {}
+
+    def _create_secret(self, name: str, host: str, inputs: dict) -> tuple[str, dict]:
+        created = self.client(host).api.create_secret(
+            inputs["name"], base64.b64decode(inputs["data"]), labels=_labels(inputs)
+        )
+        return created["ID"], {}
+
+    def _create_service(self, name: str, host: str, inputs: dict) -> tuple[str, dict]:
+        """resourceDockerServiceCreate: the spec as createServiceSpec builds it, then, with a
+        converge_config, wait until every replica's task is `running` (Swarm holds a task with a
+        health check in `starting` until it is healthy); a service that does not converge in
+        time is removed and the create fails (DidNotConvergeError)."""
+        api = self.client(host).api
+        service = api.create_service(**service_spec(inputs))["ID"]
+        self._event("created", name)
+        converge = inputs.get("convergeConfig")
+        if converge:
+            replicas = int(((inputs.get("mode") or {}).get("replicated") or {}).get("replicas", 1))
+            timeout_s = duration_ns(converge.get("timeout") or "3m") / 1e9
+            try:
+                self._wait_converged(api, service, replicas, timeout_s)
+            except ApplyError as err:
+                api.remove_service(service)
+                raise ApplyError(f"{name}: {err}") from None
+            self._event("healthy", name)
+        return service, {}
+
+    def _wait_converged(self, api: docker.APIClient, service: str, replicas: int, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        seen: list[str] = []
+        while time.monotonic() < deadline:
+            tasks = api.tasks(filters={"service": service, "desired-state": "running"})
+            seen = [
+                f"{t['Status']['State']}: {t['Status'].get('Err') or t['Status'].get('Message')}"
+                for t in tasks
+            ]
+            if sum(t["Status"]["State"] == "running" for t in tasks) == replicas:
+                return
+            time.sleep(1)
+        raise ApplyError(f"service did not converge after {timeout_s:.0f} s: {seen}")
+
     def _create_command(self, name: str, host: str, inputs: dict) -> tuple[str, dict]:
         """pulumi-command's local.Command: `create` through /bin/sh -c (its default interpreter)
         with its environment and stdin; a non-zero exit fails the resource, with its stderr."""
@@ -328,6 +382,112 @@ class EngineMocks(RecordingMocks):
         raise ApplyError(f"{name}: container failed to be in healthy state within {timeout_s} s")
 
 
+def service_spec(inputs: dict) -> dict[str, Any]:
+    """The Docker SDK's create_service arguments for a pulumi-docker Service's inputs
+    (resource_docker_service_structures.go: createContainerSpec, createPlacement,
+    createResources, createRestartPolicy, createServiceEndpointSpec, createUpdateOrRollbackConfig)."""
+    task = inputs["taskSpec"]
+    spec = task["containerSpec"]
+    check = spec.get("healthcheck")
+    refs = {
+        "configs": [
+            docker.types.ConfigReference(
+                c["configId"], c["configName"], c["fileName"], mode=int(c.get("fileMode", 0o444))
+            )
+            for c in spec.get("configs") or []
+        ],
+        "secrets": [
+            docker.types.SecretReference(
+                s["secretId"], s["secretName"], s["fileName"], mode=int(s.get("fileMode", 0o444))
+            )
+            for s in spec.get("secrets") or []
+        ],
+    }
+    container = docker.types.ContainerSpec(
+        image=spec["image"],
+        command=spec.get("commands"),
+        args=spec.get("args"),
+        hostname=spec.get("hostname"),
+        env=[f"{k}={v}" for k, v in (spec.get("env") or {}).items()],
+        user=spec.get("user"),
+        labels={item["label"]: item["value"] for item in spec.get("labels") or []},
+        mounts=[
+            docker.types.Mount(m["target"], m.get("source"), type=m.get("type", "volume"))
+            for m in spec.get("mounts") or []
+        ],
+        stop_grace_period=duration_ns(spec.get("stopGracePeriod")) or None,
+        healthcheck=Healthcheck(
+            test=check["tests"],
+            interval=duration_ns(check.get("interval")),
+            timeout=duration_ns(check.get("timeout")),
+            start_period=duration_ns(check.get("startPeriod")),
+            retries=int(check.get("retries", 0)),
+        )
+        if check
+        else None,
+        **{k: v or None for k, v in refs.items()},
+    )
+    limits = (task.get("resources") or {}).get("limits") or {}
+    restart = task.get("restartPolicy") or {}
+    placement = task.get("placement") or {}
+    template = docker.types.TaskTemplate(
+        container_spec=container,
+        resources=docker.types.Resources(mem_limit=int(limits["memoryBytes"]))
+        if limits.get("memoryBytes")
+        else None,
+        restart_policy=docker.types.RestartPolicy(
+            condition=restart.get("condition", "any"),
+            delay=duration_ns(restart.get("delay")),
+            max_attempts=int(restart.get("maxAttempts", 0)),
+            window=duration_ns(restart.get("window")),
+        ),
+        placement=docker.types.Placement(
+            constraints=placement.get("constraints"), maxreplicas=placement.get("maxReplicas")
+        ),
+        networks=[
+            docker.types.NetworkAttachmentConfig(n.get("id") or n["name"], aliases=n.get("aliases"))
+            for n in task.get("networksAdvanceds") or []
+        ],
+    )
+    endpoint = inputs.get("endpointSpec") or {}
+    mode = inputs.get("mode") or {}
+
+    def update(config: dict | None, cls: type) -> Any:
+        if not config:
+            return None
+        return cls(
+            parallelism=int(config.get("parallelism", 1)),
+            delay=duration_ns(config.get("delay")),
+            failure_action=config.get("failureAction", "pause"),
+            monitor=duration_ns(config.get("monitor")),
+            max_failure_ratio=float(config.get("maxFailureRatio", 0)),
+            order=config.get("order", "stop-first"),
+        )
+
+    return {
+        "task_template": template,
+        "name": inputs["name"],
+        "labels": _labels(inputs),
+        "mode": docker.types.ServiceMode("global")
+        if mode.get("global")
+        else docker.types.ServiceMode("replicated", int((mode.get("replicated") or {}).get("replicas", 1))),
+        "endpoint_spec": docker.types.EndpointSpec(
+            mode=endpoint.get("mode", "vip"),
+            ports={
+                int(p["publishedPort"]): (
+                    int(p["targetPort"]),
+                    p.get("protocol", "tcp"),
+                    p.get("publishMode", "ingress"),
+                )
+                for p in endpoint.get("ports") or []
+            }
+            or None,
+        ),
+        "update_config": update(inputs.get("updateConfig"), docker.types.UpdateConfig),
+        "rollback_config": update(inputs.get("rollbackConfig"), docker.types.RollbackConfig),
+    }
+
+
 def _provider(inputs: dict) -> Any:
     return dill.loads(base64.b64decode(inputs["__provider"]))  # noqa: S301 (our own providers)
 
@@ -380,6 +540,18 @@ def _remove_network(api: docker.APIClient, network_id: str, timeout_s: float = 3
         time.sleep(0.5)
 
 
+def _remove_service(api: docker.APIClient, service_id: str, name: str, timeout_s: float = 60) -> None:
+    """deleteService with a stop_grace_period: remove the service, then wait until its task
+    containers are gone (their volumes and network can go only after them)."""
+    api.remove_service(service_id)
+    deadline = time.monotonic() + timeout_s
+    label = f"com.docker.swarm.service.name={name}"
+    while api.containers(all=True, filters={"label": label}):
+        if time.monotonic() > deadline:
+            raise ApplyError(f"service {name}: task containers still there {timeout_s:.0f} s after removal")
+        time.sleep(0.5)
+
+
 def _comparable(inputs: dict) -> str:
     return json.dumps(inputs, sort_keys=True, default=str)
 
@@ -390,14 +562,23 @@ def teardown(state: EngineState, keep_volumes: frozenset[str] = frozenset()) -> 
     resources' objects live in those services and go with them. Returns what failed."""
     failures: list[str] = []
     order = {
-        "docker:index/container:Container": 0,
-        "docker:index/network:Network": 1,
-        "docker:index/volume:Volume": 2,
+        "docker:index/service:Service": 0,
+        "docker:index/container:Container": 1,
+        "docker:index/serviceConfig:ServiceConfig": 2,
+        "docker:index/secret:Secret": 2,
+        "docker:index/network:Network": 3,
+        "docker:index/volume:Volume": 4,
     }
     for created in sorted((c for c in state.created.values() if c.typ in order), key=lambda c: order[c.typ]):
         client = engine_client(created.host)
         try:
-            if created.typ.endswith("Container"):
+            if created.typ.endswith("Service"):
+                _remove_service(client.api, created.object_id, created.inputs["name"])
+            elif created.typ.endswith("ServiceConfig"):
+                client.api.remove_config(created.object_id)
+            elif created.typ.endswith("Secret"):
+                client.api.remove_secret(created.object_id)
+            elif created.typ.endswith("Container"):
                 client.api.remove_container(created.object_id, force=True, v=True)
             elif created.typ.endswith("Network"):
                 _remove_network(client.api, created.object_id)

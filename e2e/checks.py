@@ -36,7 +36,7 @@ def names_resolve_to_their_containers(deployment: Deployment, prober: str) -> se
     aliases: dict[str, str] = {}
     names: set[str] = set()
     application_hosts: set[str] = set()
-    for resource in deployment.run.containers:
+    for resource in deployment.run.workloads:
         for network in resource.plain("networksAdvanced") or []:
             for alias in network.get("aliases") or []:
                 aliases[alias] = resource.plain("name")
@@ -77,7 +77,7 @@ def bindings(container) -> set[tuple[str, int, int]]:
 
 def published_ports_are_the_declared_ones(deployment: Deployment) -> None:
     """Each running container's real bindings equal its `ports`; operator ports on loopback."""
-    for resource in deployment.run.containers:
+    for resource in deployment.run.workloads:
         if resource.inputs.get("attach"):
             continue
         declared = {
@@ -104,7 +104,7 @@ def data_volumes_hold_data(deployment: Deployment, written_on_demand: frozenset[
     `written_on_demand` paths (snapshots), which stay empty until asked for."""
     client = deployment.engine.client
     checked = 0
-    for resource in deployment.run.containers:
+    for resource in deployment.run.workloads:
         for volume in resource.plain("volumes") or []:
             if volume["containerPath"] in written_on_demand:
                 continue

@@ -58,7 +58,16 @@ class Deployment:
         return self.mocks.state
 
     def container(self, docker_name: str) -> docker.models.containers.Container:
-        return self.engine.client.containers.get(docker_name)
+        """The container of that name, or the running task container of the service of that
+        name (the newest, when Swarm is replacing one)."""
+        client = self.engine.client
+        try:
+            return client.containers.get(docker_name)
+        except docker.errors.NotFound:
+            tasks = client.containers.list(filters={"label": f"com.docker.swarm.service.name={docker_name}"})
+            if not tasks:
+                raise
+            return max(tasks, key=lambda c: c.attrs["Created"])
 
     @property
     def network_name(self) -> str:
@@ -101,14 +110,19 @@ class Deployment:
         return teardown(self.state, kept)
 
     def wait_healthy(self, timeout_s: float = 180) -> dict[str, str]:
-        """Every long-running container's health once all are healthy or the time is up."""
+        """Every long-running container's (and service task's) health once all are healthy or
+        the time is up."""
         deadline = time.monotonic() + timeout_s
         while True:
             status = {}
-            for resource in self.run.containers:
+            for resource in self.run.workloads:
                 if resource.inputs.get("attach"):
                     continue
-                state = self.container(resource.inputs["name"]).attrs["State"]
+                try:
+                    state = self.container(resource.inputs["name"]).attrs["State"]
+                except docker.errors.NotFound:  # a service between two tasks
+                    status[resource.inputs["name"]] = "no task running"
+                    continue
                 status[resource.inputs["name"]] = (state.get("Health") or {}).get("Status", state["Status"])
             if all(s == "healthy" for s in status.values()) or time.monotonic() > deadline:
                 return status

@@ -98,7 +98,9 @@ def test_each_container_starts_after_what_it_depends_on_is_ready(dev: Deployment
         first.setdefault((event.kind, event.name), event.at)
     ready_kind = {}
     for resource in dev.run.resources:
-        if resource.typ == "docker:index/container:Container":
+        if resource.typ == "docker:index/service:Service":
+            ready_kind[resource.name] = "healthy"  # converged: every task running, healthy
+        elif resource.typ == "docker:index/container:Container":
             inputs = resource.inputs
             ready_kind[resource.name] = (
                 "exited" if inputs.get("attach") else "healthy" if inputs.get("wait") else "started"
@@ -186,18 +188,17 @@ def test_the_lb_serves_rest_and_grpc_and_keeps_serving_with_a_node_stopped(dev: 
     assert rest() == 200
     assert _grpc_health(grpc_target) == "1.19.0"
     node = dev.container("rag-infra-dev-qdrant-2")
-    node.stop(timeout=1)
-    try:
-        failed = []
-        for _ in range(30):  # spans the LB's DNS re-resolution (valid=10s)
-            if (code := rest()) != 200:
-                failed.append((code, rest()))
-        lb_log = dev.container("rag-infra-dev-qdrant-lb").logs(tail=20).decode()
-        assert len(failed) <= 1 and all(retry == 200 for _, retry in failed), (failed, lb_log)
-        assert {_grpc_health(grpc_target) for _ in range(6)} == {"1.19.0"}
-    finally:
-        node.start()
-    assert dev.wait_healthy(60)["rag-infra-dev-qdrant-2"] == "healthy"
+    node.stop(timeout=1)  # Swarm replaces the task by itself (restart condition any)
+    failed = []
+    for _ in range(30):  # spans the LB's DNS re-resolution (valid=10s)
+        if (code := rest()) != 200:
+            failed.append((code, rest()))
+    lb_log = dev.container("rag-infra-dev-qdrant-lb").logs(tail=20).decode()
+    assert len(failed) <= 1 and all(retry == 200 for _, retry in failed), (failed, lb_log)
+    assert {_grpc_health(grpc_target) for _ in range(6)} == {"1.19.0"}
+    assert dev.wait_healthy(90)["rag-infra-dev-qdrant-2"] == "healthy"
+    replacement = dev.container("rag-infra-dev-qdrant-2")
+    assert replacement.id != node.id, "Swarm started a new task for the stopped one"
 
 
 def test_the_postgres_migration_ran_from_a_container_source_into_the_compute(

@@ -18,11 +18,16 @@ from e2e.checks import (
     published_ports_are_the_declared_ones,
 )
 from e2e.stack import Deployment, Engine, deploy
+from policies.program import stack_config
 
 
 @pytest.fixture(scope="module")
 def prod(engine: Engine) -> Iterator[Deployment]:
-    deployment = deploy(engine, "prod", {"dockerHosts": engine.host_urls(3), "verify": {"enabled": False}})
+    # One engine is one Swarm node: one LB task publishes the LB's ports in host mode.
+    qdrant = {**stack_config("prod")[0]["rag-infra:qdrant"], "lbReplicas": 1}
+    deployment = deploy(
+        engine, "prod", {"dockerHosts": engine.host_urls(3), "verify": {"enabled": False}, "qdrant": qdrant}
+    )
     yield deployment
     deployment.destroy()
     for volume in engine.client.volumes.list(filters={"label": "rag-infra.stack=prod"}):
@@ -39,14 +44,18 @@ def test_every_container_turns_healthy_on_the_overlay_network(prod: Deployment) 
     assert network["Options"]["encrypted"] == ""
     (node,) = prod.engine.client.nodes.list()
     assert {f"rag-infra.host.{i}" for i in range(3)} <= set(node.attrs["Spec"]["Labels"])
-    attached = {c.name for c in prod.engine.client.containers.list(filters={"network": prod.network_name})}
+    attached = {
+        # A service's task container is named `<service>.<slot>.<task>`; its label names the service.
+        c.labels.get("com.docker.swarm.service.name", c.name)
+        for c in prod.engine.client.containers.list(filters={"network": prod.network_name})
+    }
     assert set(status) <= attached
 
 
 def test_quorum_members_are_spread_one_per_host(prod: Deployment) -> None:
     hosts = prod.engine.host_urls(3)
     for prefix in ("rag-infra-prod-safekeeper-", "rag-infra-prod-qdrant-"):
-        members = [c for c in prod.run.containers if c.plain("name").removeprefix(prefix).isdigit()]
+        members = [c for c in prod.run.workloads if c.plain("name").removeprefix(prefix).isdigit()]
         placed = Counter(prod.run.provider_host(c) for c in members if c.plain("name").startswith(prefix))
         assert placed == dict.fromkeys(hosts, 1), (prefix, placed)
 

@@ -10,6 +10,11 @@ from pulumi_policy import ReportViolation
 from pulumi_policy.secret import Secret
 
 CONTAINER = "docker:index/container:Container"
+SERVICE = "docker:index/service:Service"
+WORKLOADS = (CONTAINER, SERVICE)
+"""What runs a long-running component: a plain container or a Swarm service. The helpers below
+read either; a rule that speaks of "containers" keeps its meaning on services."""
+HOST_CONSTRAINT = re.compile(r"node\.labels\.rag-infra\.host\.(\d+)==true")
 REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
 QDRANT_COLLECTION = "pulumi-python:dynamic/qdrant:Collection"
 COMPONENT_LABEL = "rag-infra.component"
@@ -57,7 +62,25 @@ def component(props: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _spec(props: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A service's container spec; empty for a container."""
+    return (plain(props.get("taskSpec")) or {}).get("containerSpec") or {}
+
+
+def is_service(props: Mapping[str, Any]) -> bool:
+    return "taskSpec" in props
+
+
 def published_ports(props: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """`{internal, external, ip}` of every published port. A service publishes on every
+    interface of its node (Swarm has no bind address)."""
+    if is_service(props):
+        endpoint = plain(props.get("endpointSpec")) or {}
+        return [
+            {"internal": p.get("targetPort"), "external": p.get("publishedPort"), "ip": "0.0.0.0"}  # noqa: S104
+            for p in endpoint.get("ports") or []
+            if isinstance(p, Mapping)
+        ]
     return [p for p in plain(props.get("ports")) or [] if isinstance(p, Mapping)]
 
 
@@ -66,7 +89,17 @@ def port_ip(port: Mapping[str, Any]) -> str:
     return port.get("ip") or "0.0.0.0"  # noqa: S104
 
 
+def env_value(props: Mapping[str, Any]) -> Any:
+    """The environment as registered (a service's map, a container's list), secret marker kept."""
+    if is_service(props):
+        return ((props.get("taskSpec") or {}).get("containerSpec") or {}).get("env")
+    return props.get("envs")
+
+
 def envs(props: Mapping[str, Any]) -> list[str]:
+    """`KEY=value` entries of a container or a service."""
+    if is_service(props):
+        return [f"{k}={v}" for k, v in (_spec(props).get("env") or {}).items()]
     return [e for e in plain(props.get("envs")) or [] if isinstance(e, str)]
 
 
@@ -76,11 +109,71 @@ def uploads(props: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+def healthcheck_tests(props: Mapping[str, Any]) -> list[str]:
+    check = _spec(props).get("healthcheck") if is_service(props) else plain(props.get("healthcheck"))
+    return list((check or {}).get("tests") or [])
+
+
+def memory_limited(props: Mapping[str, Any]) -> bool:
+    if is_service(props):
+        limits = ((plain(props.get("taskSpec")) or {}).get("resources") or {}).get("limits") or {}
+        return bool(limits.get("memoryBytes"))
+    return bool(plain(props.get("memory")))
+
+
+def restarts(props: Mapping[str, Any]) -> str:
+    """The restart policy's name: a container's `restart`, a service's restart condition."""
+    if is_service(props):
+        policy = (plain(props.get("taskSpec")) or {}).get("restartPolicy") or {}
+        return policy.get("condition") or "any"  # Swarm's default
+    return plain(props.get("restart")) or "no"  # the provider's default
+
+
+def restarts_never(props: Mapping[str, Any]) -> bool:
+    return restarts(props) in ("no", "none")
+
+
+def image_of(props: Mapping[str, Any]) -> str:
+    return (_spec(props).get("image") if is_service(props) else plain(props.get("image"))) or ""
+
+
+def volume_mounts(props: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(named volume, path) of every volume a container or a service mounts."""
+    if is_service(props):
+        return [
+            (m.get("source"), m.get("target"))
+            for m in _spec(props).get("mounts") or []
+            if m.get("type", "volume") == "volume" and m.get("source")
+        ]
+    return [
+        (v.get("volumeName"), v.get("containerPath"))
+        for v in plain(props.get("volumes")) or []
+        if v.get("volumeName")
+    ]
+
+
+def pinned_host(resource: Any) -> str | None:
+    """Where a workload runs: a service's host-label constraint (`host <index>`, None when Swarm
+    may place it anywhere), a container's provider host."""
+    if is_service(resource.props):
+        placement = (plain(resource.props.get("taskSpec")) or {}).get("placement") or {}
+        for constraint in placement.get("constraints") or []:
+            match = HOST_CONSTRAINT.fullmatch(constraint.replace(" ", ""))
+            if match:
+                return f"host {match[1]}"
+        return None
+    provider = resource.provider
+    if provider is None:
+        return "the default Docker host"
+    return plain((provider.props or {}).get("host")) or provider.name
+
+
 def containers_of(resources: Iterable[Any], *components: str) -> list[Any]:
-    """PolicyResources that are containers of the given components (any, when none given)."""
+    """PolicyResources that run the given components (any, when none given): containers and
+    Swarm services."""
     found = []
     for resource in resources:
-        if resource.resource_type != CONTAINER:
+        if resource.resource_type not in WORKLOADS:
             continue
         if not components or component(resource.props) in components:
             found.append(resource)

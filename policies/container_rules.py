@@ -1,5 +1,5 @@
-"""Rules for every container: restart policy, health check, memory limit, pinned image, and no
-secret-looking environment value in plaintext."""
+"""Rules for every container and Swarm service: restart policy, health check, memory limit,
+pinned image, and no secret-looking environment value in plaintext."""
 
 from __future__ import annotations
 
@@ -13,15 +13,28 @@ from pulumi_policy import (
     ResourceValidationPolicy,
 )
 
-from policies.common import CONTAINER, REMOTE_IMAGE, envs, image_pinned, is_secret, plain
+from policies.common import (
+    REMOTE_IMAGE,
+    WORKLOADS,
+    env_value,
+    envs,
+    healthcheck_tests,
+    image_of,
+    image_pinned,
+    is_secret,
+    memory_limited,
+    plain,
+    restarts,
+    restarts_never,
+)
 
 SECRET_NAME = r"PASSWORD|SECRET|TOKEN|(^|_)KEY($|_)|API_KEY|ACCESS_KEY"
 
 
 def _containers_only(args: ResourceValidationArgs) -> str | None:
-    """The container's name, or None for anything else (one-shot jobs are host commands,
-    components/platform/jobs.py, not containers)."""
-    if args.resource_type != CONTAINER:
+    """The container's or service's name, or None for anything else (one-shot jobs are host
+    commands, components/platform/jobs.py, not containers)."""
+    if args.resource_type not in WORKLOADS:
         return None
     return plain(args.props.get("name")) or args.name
 
@@ -30,9 +43,11 @@ def _restart(args: ResourceValidationArgs, report: ReportViolation) -> None:
     name = _containers_only(args)
     if name is None:
         return
-    policy = plain(args.props.get("restart")) or "no"  # the provider's default
-    if policy == "no":
-        report(f"container {name} has restart policy {policy!r}; use always, unless-stopped or on-failure")
+    if restarts_never(args.props):
+        report(
+            f"container {name} has restart policy {restarts(args.props)!r}; "
+            "use always, unless-stopped or on-failure (a service: any or on-failure)"
+        )
 
 
 container_restart_policy_set = ResourceValidationPolicy(
@@ -47,8 +62,8 @@ def _healthcheck(args: ResourceValidationArgs, report: ReportViolation) -> None:
     name = _containers_only(args)
     if name is None:
         return
-    check = plain(args.props.get("healthcheck")) or {}
-    if not check.get("tests") or check["tests"][0] == "NONE":
+    tests = healthcheck_tests(args.props)
+    if not tests or tests[0] == "NONE":
         report(f"container {name} has no health check")
 
 
@@ -64,7 +79,7 @@ def _memory(args: ResourceValidationArgs, report: ReportViolation) -> None:
     name = _containers_only(args)
     if name is None:
         return
-    if not plain(args.props.get("memory")):
+    if not memory_limited(args.props):
         report(f"container {name} has no memory limit")
 
 
@@ -79,8 +94,8 @@ container_memory_limit = ResourceValidationPolicy(
 def _pinned(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if args.resource_type == REMOTE_IMAGE:
         ref = plain(args.props.get("name")) or ""
-    elif args.resource_type == CONTAINER:
-        ref = plain(args.props.get("image")) or ""
+    elif args.resource_type in WORKLOADS:
+        ref = image_of(args.props)
         if ref.startswith("sha256:"):
             return  # an image id from a pulled RemoteImage, checked there
     else:
@@ -98,13 +113,13 @@ container_image_pinned = ResourceValidationPolicy(
 
 
 def _plaintext_secret_env(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type != CONTAINER:
+    if args.resource_type not in WORKLOADS:
         return
     if not args.get_config().get("secretsVisible", False):
         # The Python policy SDK removes the secret marker before validation
         # (pulumi/pulumi-policy#241), so under the CLI every value looks plaintext.
         args.not_applicable("secretness is not visible to Python policies; run python -m policies.check")
-    if is_secret(args.props.get("envs")):
+    if is_secret(env_value(args.props)):
         return
     pattern = re.compile(args.get_config().get("secretNamePattern", SECRET_NAME))
     name = plain(args.props.get("name")) or args.name

@@ -27,6 +27,12 @@ from pulumi.runtime import settings as runtime_settings
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "rag-infra"
 SECRET_PLACEHOLDER = "placeholder-secret-value"
+SERVICE = "docker:index/service:Service"
+ANY_NODE = "any swarm node"
+"""The host of a service Swarm may place on any node."""
+SERVICE_CONFIG = "docker:index/serviceConfig:ServiceConfig"
+SERVICE_SECRET = "docker:index/secret:Secret"
+
 # Pulumi wraps secret inputs in this shape on the wire (mocks see it as-is).
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 
@@ -40,6 +46,8 @@ class RegisteredResource:
     inputs: dict[str, Any]
     provider: str
     custom: bool
+    host: str | None = None
+    """Where a workload view runs when no provider says it (a Swarm service's pinned host)."""
 
     def plain(self, key: str, default: Any = None) -> Any:
         """An input with any secret wrapper removed."""
@@ -81,8 +89,93 @@ class ProgramRun:
             raise KeyError(f"no single container named {name!r}; have {names}")
         return matches[0]
 
+    @property
+    def services(self) -> list[RegisteredResource]:
+        return self.of_type(SERVICE)
+
+    def service(self, name: str) -> RegisteredResource:
+        """A Swarm service by its Docker name (the `name` input)."""
+        matches = [s for s in self.services if s.inputs.get("name") == name]
+        if len(matches) != 1:
+            names = sorted(str(s.inputs.get("name")) for s in self.services)
+            raise KeyError(f"no single service named {name!r}; have {names}")
+        return matches[0]
+
+    def service_files(self, service: RegisteredResource) -> dict[str, tuple[str, bool]]:
+        """Path -> (content, is a Swarm secret) of every config and secret a service mounts."""
+        # By name: a reference carries the object's name and id, and ids are the engine's.
+        objects = {
+            (r.typ, r.plain("name")): r for r in self.resources if r.typ in (SERVICE_CONFIG, SERVICE_SECRET)
+        }
+        spec = service.plain("taskSpec")["containerSpec"]
+        files = {}
+        kinds = (("configs", SERVICE_CONFIG, "configName"), ("secrets", SERVICE_SECRET, "secretName"))
+        for kind, typ, name_key in kinds:
+            for ref in spec.get(kind) or []:
+                data = objects[(typ, ref[name_key])].plain("data")
+                files[ref["fileName"]] = (base64.b64decode(data).decode(), kind == "secrets")
+        return files
+
+    @property
+    def workloads(self) -> list[RegisteredResource]:
+        """Every long-running component, containers as registered and each Swarm service seen as
+        the container it runs (`name`, `labels`, `image`, `command` (its args), `envs`,
+        `ports` {internal, external}, `networksAdvanced` aliases, `volumes`, `uploads` (its
+        configs and secrets), `memory` MB, `healthcheck`), with the host it is pinned to."""
+        return self.containers + [self._service_view(s) for s in self.services]
+
+    def workload(self, name: str) -> RegisteredResource:
+        """A container or a service by its Docker name."""
+        matches = [w for w in self.workloads if w.inputs.get("name") == name]
+        if len(matches) != 1:
+            names = sorted(str(w.inputs.get("name")) for w in self.workloads)
+            raise KeyError(f"no single container or service named {name!r}; have {names}")
+        return matches[0]
+
+    def _service_view(self, service: RegisteredResource) -> RegisteredResource:
+        task = service.plain("taskSpec")
+        spec = task["containerSpec"]
+        limits = (task.get("resources") or {}).get("limits") or {}
+        constraints = (task.get("placement") or {}).get("constraints") or []
+        pinned = [c for c in constraints if c.startswith("node.labels.rag-infra.host.")]
+        # Mock ids are `<logical name>-id`: the network a service names by id, by its name.
+        networks = {
+            f"{r.name}-id": r.inputs.get("name") for r in self.of_type("docker:index/network:Network")
+        }
+        host = ANY_NODE
+        if pinned:
+            index = pinned[0].removeprefix("node.labels.rag-infra.host.").removesuffix("==true")
+            host = self.named(f"docker-host-{index}").inputs["host"]
+        inputs = {
+            "name": service.inputs.get("name"),
+            "labels": service.inputs.get("labels"),
+            "image": spec.get("image"),
+            "command": spec.get("args"),
+            "envs": [f"{k}={v}" for k, v in (spec.get("env") or {}).items()],
+            "ports": [
+                {"internal": p["targetPort"], "external": p["publishedPort"]}
+                for p in (service.plain("endpointSpec") or {}).get("ports") or []
+            ],
+            "networksAdvanced": [
+                {"name": networks.get(n.get("id"), n.get("id")), "aliases": n.get("aliases")}
+                for n in task.get("networksAdvanceds") or []
+            ],
+            "volumes": [
+                {"volumeName": m["source"], "containerPath": m["target"]} for m in spec.get("mounts") or []
+            ],
+            "uploads": [
+                {"file": path, "content": content}
+                for path, (content, _) in self.service_files(service).items()
+            ],
+            "memory": int(limits["memoryBytes"]) // (1024 * 1024) if limits.get("memoryBytes") else None,
+            "healthcheck": spec.get("healthcheck"),
+        }
+        return RegisteredResource(service.typ, service.name, inputs, service.provider, service.custom, host)
+
     def provider_host(self, resource: RegisteredResource) -> str:
         """The Docker host URL of the provider a resource was created with."""
+        if resource.host is not None:
+            return resource.host
         provider_name = resource.provider.split("::")[-2] if resource.provider else ""
         provider = self.named(provider_name.split("$")[-1])
         return provider.inputs["host"]

@@ -13,17 +13,20 @@ from pulumi_policy import (
 )
 
 from policies.common import (
-    CONTAINER,
     QDRANT_COLLECTION,
+    WORKLOADS,
     component,
     containers_of,
+    env_value,
     envs,
     is_secret,
+    is_service,
     label_of,
     number,
     plain,
     published_ports,
     short_of_odd_quorum,
+    volume_mounts,
 )
 
 P2P_PORT = 6335
@@ -117,11 +120,7 @@ qdrant_write_consistency_within_replication = ResourceValidationPolicy(
 def _own_volume(args: StackValidationArgs, report: ReportViolation) -> None:
     owners: dict[str, str] = {}
     for node in containers_of(args.resources, "qdrant"):
-        storage = [
-            v.get("volumeName")
-            for v in plain(node.props.get("volumes")) or []
-            if v.get("containerPath") == "/qdrant/storage" and v.get("volumeName")
-        ]
+        storage = [volume for volume, path in volume_mounts(node.props) if path == "/qdrant/storage"]
         if not storage:
             report(f"Qdrant node {label_of(node)} has no named volume on /qdrant/storage", node.urn)
             continue
@@ -141,7 +140,7 @@ qdrant_node_has_own_volume = StackValidationPolicy(
 
 
 def _p2p_unpublished(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type != CONTAINER:
+    if args.resource_type not in WORKLOADS:
         return
     for port in published_ports(args.props):
         if P2P_PORT in (number(port.get("internal")), number(port.get("external"))):
@@ -159,20 +158,43 @@ qdrant_p2p_port_unpublished = ResourceValidationPolicy(
 )
 
 
+def _config_path(props) -> str | None:
+    args = list(((plain(props.get("taskSpec")) or {}).get("containerSpec") or {}).get("args") or [])
+    return args[args.index("--config-path") + 1] if "--config-path" in args[:-1] else None
+
+
 def _api_key(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type != CONTAINER or component(args.props) != "qdrant":
+    if args.resource_type not in WORKLOADS or component(args.props) != "qdrant":
         return
     name = plain(args.props.get("name"))
     keys = [e.split("=", 1)[1] for e in envs(args.props) if e.startswith(f"{API_KEY_ENV}=")]
+    if is_service(args.props) and not keys:
+        # A service reads its key from a Swarm secret layered in by --config-path.
+        spec = (plain(args.props.get("taskSpec")) or {}).get("containerSpec") or {}
+        path = _config_path(args.props)
+        secret_files = {s.get("fileName") for s in spec.get("secrets") or []}
+        config_files = {c.get("fileName") for c in spec.get("configs") or []}
+        if path is None:
+            report(f"Qdrant node {name} has neither {API_KEY_ENV} nor a --config-path with the key")
+        elif path in config_files:
+            report(f"Qdrant node {name} reads its API key from a Swarm config ({path}); use a Swarm secret")
+        elif path not in secret_files:
+            report(f"Qdrant node {name} reads --config-path {path}, which no Swarm secret provides")
+        elif not path.endswith((".yaml", ".yml")):
+            # qdrant src/settings.rs reads it as an optional file whose format comes from its
+            # extension: another name is skipped with a log line, and the node runs keyless.
+            report(f"Qdrant node {name}: --config-path {path} must end in .yaml or .yml")
+        return
     if not keys or not keys[0]:
         report(f"Qdrant node {name} has no {API_KEY_ENV}")
-    elif args.get_config().get("secretsVisible", False) and not is_secret(args.props.get("envs")):
+    elif args.get_config().get("secretsVisible", False) and not is_secret(env_value(args.props)):
         report(f"Qdrant node {name} gets its API key in plaintext; pass it from a secret")
 
 
 qdrant_api_key_set_and_secret = ResourceValidationPolicy(
     name="qdrant-api-key-set-and-secret",
-    description="Every Qdrant node requires an API key, and the key comes from a secret.",
+    description="Every Qdrant node requires an API key, and the key comes from a secret "
+    "(a Swarm secret file for a service).",
     enforcement_level=EnforcementLevel.MANDATORY,
     validate=_api_key,
     config_schema=PolicyConfigSchema(

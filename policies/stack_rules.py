@@ -11,16 +11,9 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from policies.common import containers_of, plain
+from policies.common import containers_of, pinned_host, plain
 
 QUORUM_COMPONENTS = {"qdrant": "Qdrant nodes", "neon-safekeeper": "safekeepers"}
-
-
-def _host_of(resource) -> str:
-    provider = resource.provider
-    if provider is None:
-        return "the default Docker host"
-    return plain((provider.props or {}).get("host")) or provider.name
 
 
 def _stack_hosts(resources) -> set[str]:
@@ -40,8 +33,10 @@ def _spread(args: StackValidationArgs, report: ReportViolation) -> None:
         members = containers_of(args.resources, component)
         if not members:
             continue
-        hosts = {_host_of(m) for m in members}
-        if len(hosts) < min(minimum, len(members)):
+        hosts = {pinned_host(m) for m in members}
+        if None in hosts:
+            report(f"{what} must each be pinned to a host (a service's rag-infra.host.<index> constraint)")
+        elif len(hosts) < min(minimum, len(members)):
             report(
                 f"the {len(members)} {what} run on {len(hosts)} Docker host(s); "
                 f"spread them over at least {minimum}"

@@ -21,7 +21,7 @@ def test_stack_runs_and_has_one_provider_per_docker_host(program, stack):
     expected_hosts = {"dev": 1, "prod": 3}[stack]
     assert len(providers) == expected_hosts
     assert len({p.inputs["host"] for p in providers}) == expected_hosts
-    for container in run.containers:
+    for container in run.workloads:
         assert container.provider, f"{container.name} uses the default provider"
 
 
@@ -55,8 +55,8 @@ def test_prod_ssh_hosts_get_non_interactive_ssh_options(program):
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_container_is_labelled_with_stack_and_component(program, stack):
     run = program(stack)
-    assert run.containers
-    for container in run.containers:
+    assert run.workloads
+    for container in run.workloads:
         labels = {item["label"]: item["value"] for item in container.inputs["labels"]}
         assert labels["rag-infra.stack"] == stack
         assert labels["rag-infra.project"] == "rag-infra"
@@ -65,7 +65,7 @@ def test_every_container_is_labelled_with_stack_and_component(program, stack):
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_container_joins_the_stack_network_under_a_stable_alias(program, stack):
-    for container in program(stack).containers:
+    for container in program(stack).workloads:
         networks = container.inputs["networksAdvanced"]
         assert [n["name"] for n in networks] == [f"rag-infra-{stack}"]
         assert networks[0]["aliases"]
@@ -114,9 +114,11 @@ def test_generated_secrets_exist_only_as_secrets(program, stack):
 def test_a_configured_secret_is_used_and_nothing_is_generated_for_it(program):
     run = program("dev", secret_overrides={"qdrantApiKey": "configured-key"})
     assert "qdrant-api-key" not in {r.name for r in run.of_type("random:index/randomPassword:RandomPassword")}
-    node = run.container("rag-infra-dev-qdrant-0")
-    assert "QDRANT__SERVICE__API_KEY=configured-key" in unwrap_secrets(node.inputs["envs"])
-    assert contains_secret_wrapper(node.inputs["envs"])
+    node = run.service("rag-infra-dev-qdrant-0")
+    content, is_secret = run.service_files(node)["/run/secrets/qdrant-api-key.yaml"]
+    assert is_secret and "api_key: configured-key" in content
+    (secret,) = [r for r in run.of_type("docker:index/secret:Secret") if r.name == "qdrant-node-0-secret-0"]
+    assert contains_secret_wrapper(secret.inputs["data"])
     assert run.outputs["qdrantApiKey"] == "configured-key" and "qdrantApiKey" in run.secret_outputs
 
 
@@ -141,7 +143,7 @@ def test_app_env_urls_reach_the_tiers_from_a_container_on_the_stack_network(prog
     env = dict(line.split("=", 1) for line in run.outputs["appEnv"].splitlines())
     by_alias = {
         alias: container
-        for container in run.containers
+        for container in run.workloads
         for network in container.inputs.get("networksAdvanced") or []
         for alias in network.get("aliases") or []
     }

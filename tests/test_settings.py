@@ -256,7 +256,7 @@ def test_the_schema_knows_every_nested_key_and_its_bounds():
     qdrant = schema["$defs"]["QdrantSettings"]
     assert qdrant["additionalProperties"] is False
     assert set(qdrant["properties"]) == {
-        "nodes", "image", "lbImage", "lbPort", "lbGrpcPort", "memoryMb", "collections"
+        "nodes", "image", "lbImage", "lbPort", "lbGrpcPort", "lbReplicas", "memoryMb", "collections"
     }  # fmt: skip
     assert qdrant["properties"]["lbPort"]["maximum"] == 65535
     assert schema["properties"]["environment"]["enum"] == ["dev", "prod"]
@@ -272,6 +272,8 @@ BOUNDARIES = [
     ({"qdrant": {"nodes": 0}}, False),
     ({"qdrant": {"nodes": 5}}, True),
     ({"qdrant": {"nodes": 4}}, False),
+    ({"qdrant": {"lbReplicas": 1}}, True),
+    ({"qdrant": {"lbReplicas": 0}}, False),
     ({"qdrant": {"lbPort": 65535}}, True),
     ({"qdrant": {"lbPort": 65536}}, False),
     ({"qdrant": {"lbPort": 1}}, True),

@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 import pulumi
 import pulumi_docker as docker
 
+from components.platform.secrets import secret_or_generated
+from components.platform.service import ServiceSpec, SwarmService, SwarmServiceArgs
 from components.platform.swarm import DockerSwarm, DockerSwarmArgs
 
 # ssh:// hosts are usually reached non-interactively (CI, a laptop with an agent): fail fast
@@ -98,6 +100,8 @@ class DockerHosts(pulumi.ComponentResource):
             ),
         )
         self.network_name = self.network.name
+        # Keys the digests in Swarm config and secret names (components/platform/service.py).
+        self.object_salt = secret_or_generated(f"{name}-object-salt", None, parent=self)
         self.register_outputs(
             {
                 "networkName": self.network_name,
@@ -165,6 +169,36 @@ class DockerHosts(pulumi.ComponentResource):
     def pull(self, resource_name: str, image: str, opts: pulumi.ResourceOptions) -> docker.RemoteImage:
         """Pull `image` on the host of `opts.provider`; kept when the stack goes (other stacks may use it)."""
         return docker.RemoteImage(resource_name, name=image, keep_locally=True, opts=opts)
+
+    def image_ref(self, resource_name: str, image: str, parent: pulumi.Resource) -> pulumi.Output[str]:
+        """`image` pulled on the manager, as the digest a service runs (every node pulls that
+        same digest); the tag itself when there is no registry digest (an image built locally)."""
+        pulled = self.pull(
+            resource_name, image, pulumi.ResourceOptions(parent=parent, provider=self.providers[0])
+        )
+        return pulled.repo_digest.apply(lambda digest: digest or image)
+
+    def service(
+        self,
+        resource_name: str,
+        spec: ServiceSpec,
+        parent: pulumi.Resource,
+        depends_on: Sequence[pulumi.Resource] = (),
+    ) -> SwarmService:
+        """`spec` as a Swarm service on the stack network, created through the manager."""
+        return SwarmService(
+            resource_name,
+            SwarmServiceArgs(
+                spec=spec,
+                prefix=self.prefix,
+                network=self.network.id,
+                labels=self.label_pairs(spec.component),
+                provider=self.providers[0],
+                salt=self.object_salt,
+                depends_on=[self.swarm.ready, *depends_on],
+            ),
+            pulumi.ResourceOptions(parent=parent),
+        )
 
     def attach(self, alias: str) -> list[docker.ContainerNetworksAdvancedArgs]:
         """Join the stack network under a stable DNS name."""

@@ -5,20 +5,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_docker as docker
+import yaml
 
-from components.platform.hosts import DockerHosts
+from components.platform.hosts import DockerHosts, round_robin
 from components.platform.probes import bash_http_probe
 from components.platform.secrets import secret_or_generated
+from components.platform.service import HealthCheck, Mount, ServiceFile, ServiceSpec, SwarmService
 from components.platform.settings import image_version
 from components.qdrant.collection import QdrantCollection, QdrantCollectionArgs
-from components.qdrant.lb_config import LbOptions, Upstream, render_qdrant_lb_conf
+from components.qdrant.lb_config import LB_HEALTH_PATH, LbOptions, Upstream, render_qdrant_lb_conf
+from components.qdrant.member_gate import QdrantMemberReady, QdrantMemberReadyArgs
 from components.qdrant.settings import QdrantSettings
 
 REST_PORT = 6333
 GRPC_PORT = 6334
 P2P_PORT = 6335  # Raft and internal gRPC: never published to a host
 LB_ALIAS = "qdrant-lb"
+API_KEY_FILE = "/run/secrets/qdrant-api-key.yaml"
+"""A Swarm secret holding `service.api_key`, layered over the image's config by --config-path
+(the environment would show the key to anyone who can inspect the service)."""
 
 
 def node_alias(index: int) -> str:
@@ -49,9 +54,12 @@ class QdrantClusterArgs:
 
 
 class QdrantCluster(pulumi.ComponentResource):
-    """Qdrant nodes (one volume each, spread over the Docker hosts), the LB and the collections."""
+    """Qdrant nodes (Swarm services pinned to their hosts' volumes, spread over the hosts,
+    rolled out one at a time), the LB on every host, and the collections."""
 
     url: pulumi.Output[str]
+    urls: list[pulumi.Output[str]]
+    """The LB on every host (each host answers): what an external balancer or DNS points at."""
     grpc_url: pulumi.Output[str]
     internal_url: pulumi.Output[str]
     api_key: pulumi.Output[str]
@@ -64,90 +72,95 @@ class QdrantCluster(pulumi.ComponentResource):
         settings, hosts = args.settings, args.hosts
         self.api_key = secret_or_generated(f"{name}-api-key", args.api_key, parent=self)
 
-        nodes: list[docker.Container] = []
-        for index, provider in enumerate(hosts.placement(settings.nodes)):
-            child = pulumi.ResourceOptions(parent=self, provider=provider)
-            image = hosts.pull(f"{name}-image-{index}", settings.image, child)
-            storage = hosts.volume(f"{name}-storage-{index}", f"qdrant-{index}-storage", "qdrant", child)
-            snapshots = hosts.volume(
-                f"{name}-snapshots-{index}", f"qdrant-{index}-snapshots", "qdrant", child
-            )
-            nodes.append(
-                docker.Container(
-                    f"{name}-node-{index}",
-                    name=f"{hosts.prefix}-{node_alias(index)}",
-                    hostname=node_alias(index),
-                    image=image.image_id,
-                    command=node_command(index),
-                    envs=[
-                        "QDRANT__CLUSTER__ENABLED=true",
-                        f"QDRANT__CLUSTER__P2P__PORT={P2P_PORT}",
-                        self.api_key.apply(lambda key: f"QDRANT__SERVICE__API_KEY={key}"),
-                    ],
-                    volumes=[
-                        docker.ContainerVolumeArgs(
-                            volume_name=storage.name, container_path="/qdrant/storage"
-                        ),
-                        docker.ContainerVolumeArgs(
-                            volume_name=snapshots.name, container_path="/qdrant/snapshots"
-                        ),
-                    ],
-                    networks_advanced=hosts.attach(node_alias(index)),
-                    # A follower that starts before node 0 answers exits at once; restart it.
-                    restart="always",
-                    memory=settings.memory_mb,
-                    healthcheck=docker.ContainerHealthcheckArgs(
-                        # /readyz: Qdrant's start-up gate (all local shards ready); never needs the API key.
-                        tests=bash_http_probe(REST_PORT, "/readyz"),
-                        interval="10s",
-                        timeout="5s",
-                        retries=6,
-                        start_period="30s",
-                    ),
-                    labels=hosts.labels("qdrant"),
-                    opts=pulumi.ResourceOptions(
-                        parent=self,
-                        provider=provider,
-                        depends_on=nodes[:1],  # followers after node 0
-                    ),
-                )
-            )
-
-        lb_provider = hosts.providers[0]
-        lb_child = pulumi.ResourceOptions(parent=self, provider=lb_provider)
-        lb_image = hosts.pull(f"{name}-lb-image", settings.lb_image, lb_child)
+        # The LB first: it answers its own health check with no node up yet (nginx resolves the
+        # node names at run time), and the gates below reach the cluster through it.
         lb_conf = render_qdrant_lb_conf(
             [Upstream(node_alias(i), REST_PORT, GRPC_PORT) for i in range(settings.nodes)],
             LbOptions(nginx_version=image_version(settings.lb_image) or (1, 0, 0)),
         )
-        self.lb = docker.Container(
+        self.lb = hosts.service(
             f"{name}-lb",
-            name=f"{hosts.prefix}-{LB_ALIAS}",
-            image=lb_image.image_id,
-            uploads=[docker.ContainerUploadArgs(file="/etc/nginx/nginx.conf", content=lb_conf)],
-            ports=[
-                docker.ContainerPortArgs(internal=REST_PORT, external=settings.lb_port),
-                docker.ContainerPortArgs(internal=GRPC_PORT, external=settings.lb_grpc_port),
-            ],
-            networks_advanced=hosts.attach(LB_ALIAS),
-            restart="always",
-            memory=256 if settings.memory_mb else None,
-            healthcheck=docker.ContainerHealthcheckArgs(
-                # busybox wget in the alpine image; /healthz passes through to a node.
-                tests=["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{REST_PORT}/healthz"],
-                interval="10s",
-                timeout="5s",
-                retries=3,
+            ServiceSpec(
+                alias=LB_ALIAS,
+                component="qdrant-lb",
+                image=hosts.image_ref(f"{name}-lb-image", settings.lb_image, self),
+                files=[ServiceFile("/etc/nginx/nginx.conf", lb_conf)],
+                # One task per host (at most one per node), published in host mode: any host
+                # answers, none is the one door.
+                replicas=settings.lb_replicas or hosts.host_count,
+                ports={REST_PORT: settings.lb_port, GRPC_PORT: settings.lb_grpc_port},
+                memory_mb=256 if settings.memory_mb else None,
+                health=HealthCheck(
+                    # busybox wget in the alpine image; nginx answers this path itself.
+                    ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{REST_PORT}{LB_HEALTH_PATH}"],
+                ),
             ),
-            labels=hosts.labels("qdrant-lb"),
-            # nginx resolves upstream names when it loads the file: start it after the nodes.
-            opts=pulumi.ResourceOptions(parent=self, provider=lb_provider, depends_on=nodes),
+            parent=self,
         )
 
-        public_host = hosts.reachable_host(0)
-        self.url = pulumi.Output.from_input(f"http://{public_host}:{settings.lb_port}")
-        self.grpc_url = pulumi.Output.from_input(f"http://{public_host}:{settings.lb_grpc_port}")
+        self.urls = [
+            pulumi.Output.from_input(f"http://{hosts.reachable_host(i)}:{settings.lb_port}")
+            for i in range(hosts.host_count)
+        ]
+        self.url = self.urls[0]
+        self.grpc_url = pulumi.Output.from_input(f"http://{hosts.reachable_host(0)}:{settings.lb_grpc_port}")
         self.internal_url = pulumi.Output.from_input(f"http://{LB_ALIAS}:{REST_PORT}")
+
+        api_key_file = self.api_key.apply(lambda key: yaml.safe_dump({"service": {"api_key": key}}))
+        image = hosts.image_ref(f"{name}-image", settings.image, self)
+        self.nodes: list[SwarmService] = []
+        gates: list[QdrantMemberReady] = []
+        for index, slot in enumerate(round_robin(settings.nodes, hosts.host_count)):
+            pinned = pulumi.ResourceOptions(parent=self, provider=hosts.providers[slot])
+            storage = hosts.volume(f"{name}-storage-{index}", f"qdrant-{index}-storage", "qdrant", pinned)
+            snapshots = hosts.volume(
+                f"{name}-snapshots-{index}", f"qdrant-{index}-snapshots", "qdrant", pinned
+            )
+            node = hosts.service(
+                f"{name}-node-{index}",
+                ServiceSpec(
+                    alias=node_alias(index),
+                    component="qdrant",
+                    image=image,
+                    hostname=node_alias(index),
+                    args=[*node_command(index), "--config-path", API_KEY_FILE],
+                    env={"QDRANT__CLUSTER__ENABLED": "true", "QDRANT__CLUSTER__P2P__PORT": str(P2P_PORT)},
+                    files=[ServiceFile(API_KEY_FILE, api_key_file, secret=True)],
+                    mounts=[
+                        Mount(storage.name, "/qdrant/storage"),
+                        Mount(snapshots.name, "/qdrant/snapshots"),
+                    ],
+                    pinned_to=slot,
+                    # Raft and the internal gRPC between nodes are long-lived connections to one
+                    # peer each: DNS round robin gives each name the task's own address, where a
+                    # virtual IP would put IPVS (and its idle-connection expiry) in between.
+                    endpoint_mode="dnsrr",
+                    memory_mb=settings.memory_mb,
+                    health=HealthCheck(
+                        # /readyz: Qdrant's start-up gate (all local shards ready); never needs the API key.
+                        bash_http_probe(REST_PORT, "/readyz"),
+                        retries=6,
+                        start_period="30s",
+                    ),
+                ),
+                parent=self,
+                # One node at a time, creation and every later rollout: each waits for the one
+                # before it to be back in the cluster (followers bootstrap from node 0).
+                depends_on=gates[-1:],
+            )
+            gates.append(
+                QdrantMemberReady(
+                    f"{name}-node-{index}-ready",
+                    QdrantMemberReadyArgs(
+                        url=self.url,
+                        api_key=self.api_key,
+                        peer_uri=f"http://{node_alias(index)}:{P2P_PORT}",
+                        revision=node.revision,
+                    ),
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[node, self.lb]),
+                )
+            )
+            self.nodes.append(node)
 
         self.collections = [
             QdrantCollection(
@@ -168,7 +181,7 @@ class QdrantCluster(pulumi.ComponentResource):
                 # removing the entry) leave its points in the node volumes.
                 opts=pulumi.ResourceOptions(
                     parent=self,
-                    depends_on=[self.lb, *nodes],
+                    depends_on=gates,
                     retain_on_delete=not collection.delete_with_points,
                 ),
             )
@@ -180,6 +193,7 @@ class QdrantCluster(pulumi.ComponentResource):
         self.register_outputs(
             {
                 "url": self.url,
+                "urls": self.urls,
                 "grpcUrl": self.grpc_url,
                 "internalUrl": self.internal_url,
                 "apiKey": self.api_key,

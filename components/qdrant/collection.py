@@ -72,7 +72,7 @@ class QdrantRest:
         return payload.get("result")
 
 
-def _poll(what: str, timeout: float, interval: float, probe: Callable[[], tuple[bool, Any]]) -> Any:
+def poll_until(what: str, timeout: float, interval: float, probe: Callable[[], tuple[bool, Any]]) -> Any:
     """Call `probe()` until it returns (done, value) with done true; fail after `timeout`.
 
     A refused or failing request counts as "not yet" (the node may be restarting); a refused API
@@ -113,7 +113,7 @@ def wait_for_cluster(api: QdrantRest, expected_peers: int, timeout: float, inter
             return True, info
         return False, f"{len(peers)}/{expected_peers} peers, leader={leader}, consensus={thread}"
 
-    return _poll(f"{expected_peers} Qdrant peers and a leader", timeout, interval, probe)
+    return poll_until(f"{expected_peers} Qdrant peers and a leader", timeout, interval, probe)
 
 
 def replica_placement(cluster_info: Mapping[str, Any]) -> dict[int, dict[int, str]]:
@@ -153,7 +153,7 @@ def wait_for_replicas(
         return (not problems), (info if not problems else "; ".join(problems))
 
     try:
-        return _poll(f"every replica of {name!r} to be Active", timeout, interval, probe)
+        return poll_until(f"every replica of {name!r} to be Active", timeout, interval, probe)
     except QdrantApiError as err:
         raise QdrantApiError(f"collection {name!r} is not healthy: {err}") from None
 

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 HTTP2_DIRECTIVE_SINCE = (1, 25, 1)
 UPSTREAM_RESOLVE_SINCE = (1, 27, 3)
 DOCKER_DNS = "127.0.0.11"
+LB_HEALTH_PATH = "/lb-healthz"
+"""Answered by nginx itself: the LB's own health check (Swarm restarts or rolls back an LB task
+that fails it); the nodes' health is nginx's passive checks' business, not the LB task's."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,9 @@ def render_qdrant_lb_conf(upstreams: Sequence[Upstream], options: LbOptions) -> 
         "",
         "    server {",
         f"        {listen(options.rest_port)}",
+        f"        location = {LB_HEALTH_PATH} {{",
+        '            return 200 "ok\\n";',
+        "        }",
         *_rest_location("/", options, retry_posts=False),
         "        # POSTs that only read (searches, queries, scroll, count, retrieve by id) and point",
         "        # writes keyed by id or filter (a repeat leaves the same state) may be retried on",

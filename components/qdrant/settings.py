@@ -76,6 +76,9 @@ class QdrantSettings(ConfigModel):
     lb_image: IMAGE = DEFAULT_NGINX_IMAGE
     lb_port: PORT = 6333
     lb_grpc_port: PORT = 6334
+    lb_replicas: optional(whole(1)) = None
+    """LB tasks, at most one per Swarm node (each publishes the LB ports in host mode); default:
+    one per entry of dockerHosts."""
     memory_mb: optional(whole(64)) = None
     collections: items(CollectionSettings, what="objects") = ()
 

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from policies.program import ProgramRun, RegisteredResource, unwrap_secrets
+from policies.program import ANY_NODE, ProgramRun, RegisteredResource, unwrap_secrets
 
 CONTAINER = "docker:index/container:Container"
 NEWLINE = "\\n"  # a line break inside a PlantUML label
@@ -76,7 +76,7 @@ def _uploads(container: RegisteredResource) -> dict[str, str]:
 
 
 def _containers(run: ProgramRun) -> list[RegisteredResource]:
-    return sorted(run.containers, key=lambda c: c.name)
+    return sorted(run.workloads, key=lambda c: c.name)
 
 
 def _host_of(run: ProgramRun, resource: RegisteredResource) -> str:
@@ -84,7 +84,7 @@ def _host_of(run: ProgramRun, resource: RegisteredResource) -> str:
 
 
 def _by_alias(run: ProgramRun) -> dict[str, RegisteredResource]:
-    return {alias: c for c in run.containers for alias in _aliases(c)}
+    return {alias: c for c in run.workloads for alias in _aliases(c)}
 
 
 def _document(title: str, body: list[str], direction: str = "left to right direction") -> str:
@@ -111,7 +111,7 @@ def architecture(run: ProgramRun, stack: str) -> str:
         body += [f'  component "{_component(c)}\\n{_aliases(c)[0]}" as {_id(c.name)}' for c in containers]
         body.append("}")
     edges: set[tuple[str, str, str]] = set()
-    kong = next((c for c in run.containers if _component(c) == "kong"), None)
+    kong = next((c for c in run.workloads if _component(c) == "kong"), None)
     if kong is not None:
         edges.add(("client", _id(kong.name), "HTTPS / JWT"))
         config = yaml.safe_load(_uploads(kong)["/kong/kong.yml"])
@@ -145,7 +145,7 @@ def _storage_edges(run: ProgramRun) -> set[tuple[str, str, str]]:
         if target is not None and target is not source:
             edges.add((_id(source.name), _id(target.name), label))
 
-    for container in run.containers:
+    for container in run.workloads:
         uploads = _uploads(container)
         for path, text in uploads.items():
             if path.endswith("config.json"):  # the compute spec
@@ -187,7 +187,7 @@ def containers(run: ProgramRun, stack: str) -> str:
     network = run.named("docker-network").inputs
     body = [f'frame "network {network.get("name")} ({network.get("driver")})" {{']
     tiers: dict[str, list[RegisteredResource]] = {}
-    for container in run.containers:
+    for container in run.workloads:
         tiers.setdefault(_tier(container), []).append(container)
     for tier, members in sorted(tiers.items()):
         body.append(f'  package "{tier}" {{')
@@ -209,8 +209,10 @@ def deployment(run: ProgramRun, stack: str) -> str:
     for container in _containers(run):
         hosts.setdefault(_host_of(run, container), []).append(container)
     body = []
+    docker_hosts = len(run.of_type("pulumi:providers:docker"))
     for index, (host, placed) in enumerate(sorted(hosts.items())):
-        body.append(f'node "{host}" as host{index} {{')
+        title = "Swarm: on any node (replicas at most one per node)" if host == ANY_NODE else host
+        body.append(f'node "{title}" as host{index} {{')
         for container in placed:
             details = [f"<b>{_plain(container, 'name')}</b>"]
             details += [f"port {port}" for port in _ports(container)]
@@ -221,7 +223,7 @@ def deployment(run: ProgramRun, stack: str) -> str:
         body.append("}")
     # Hosts stacked, what runs on each side by side.
     body += [f"host{index} -[hidden]down- host{index + 1}" for index in range(len(hosts) - 1)]
-    return _document(f"rag-infra {stack}: deployment ({len(hosts)} Docker host(s))", body, direction="")
+    return _document(f"rag-infra {stack}: deployment ({docker_hosts} Docker host(s))", body, direction="")
 
 
 def neon_internals(run: ProgramRun, stack: str) -> str:
@@ -249,7 +251,7 @@ def neon_internals(run: ProgramRun, stack: str) -> str:
 def qdrant_topology(run: ProgramRun, stack: str) -> str:
     """Nodes, collections with shards and replicas, the LB and its ports."""
     nodes = [c for c in _containers(run) if _component(c) == "qdrant"]
-    lb = next((c for c in run.containers if _component(c) == "qdrant-lb"), None)
+    lb = next((c for c in run.workloads if _component(c) == "qdrant-lb"), None)
     if lb is None:
         return _document(
             f"rag-infra {stack}: Qdrant (tier off)", ['note "features.qdrantCluster is false" as off']
@@ -277,7 +279,7 @@ def _run_host(run: ProgramRun, resource: RegisteredResource) -> str:
 
 def sequence(run: ProgramRun, stack: str) -> str:
     """A request through Kong to each route's upstream, and on to the stores it is given."""
-    kong = next((c for c in run.containers if _component(c) == "kong"), None)
+    kong = next((c for c in run.workloads if _component(c) == "kong"), None)
     if kong is None:
         return _document(
             f"rag-infra {stack}: requests (Kong off)", ['note "features.kongGateway is false" as off'], ""
@@ -292,7 +294,7 @@ def sequence(run: ProgramRun, stack: str) -> str:
     env = {k: v for k, v in _app_env(run).items() if k != "KONG_GATEWAY_URL"}
     for variable, url in env.items():
         body.append(f'participant "{variable}\\n{urlsplit(url).hostname}" as {_id(variable)}')
-    lb = next((c for c in run.containers if _component(c) == "qdrant-lb"), None)
+    lb = next((c for c in run.workloads if _component(c) == "qdrant-lb"), None)
     upstreams = (
         sorted(set(re.findall(r"server (\S+):6333", _uploads(lb)["/etc/nginx/nginx.conf"]))) if lb else []
     )

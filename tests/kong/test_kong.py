@@ -80,7 +80,7 @@ JWT_ALGORITHMS = {
 
 
 def kong_container(run, stack):
-    return run.container(f"rag-infra-{stack}-kong")
+    return run.workload(f"rag-infra-{stack}-kong")
 
 
 def declarative(container) -> dict:
@@ -102,7 +102,7 @@ def test_ports_admin_and_status_are_loopback_only(program, stack, mode):
     ports = {p["internal"]: p for p in kong.inputs["ports"]}
     assert ports[8000]["external"] == 8000 and ports[8000].get("ip", "0.0.0.0") == "0.0.0.0"
     assert ports[8001]["ip"] == "127.0.0.1" and ports[8100]["ip"] == "127.0.0.1"
-    for container in run.containers:
+    for container in run.workloads:
         for port in container.inputs.get("ports", []):
             if port["internal"] in (8001, 8002, 8100, 8444):
                 assert port["ip"] == "127.0.0.1"
@@ -128,14 +128,14 @@ def test_dbless_mode_loads_the_rendered_file(program, stack):
     assert env["KONG_DATABASE"] == "off" and env["KONG_DECLARATIVE_CONFIG"] == "/kong/kong.yml"
     assert kong.inputs["image"] == "sha256:kong-image"
     assert run.named("kong-image").inputs["name"] == "kong:3.9.3"
-    assert not [c for c in run.containers if "kong-db" in c.inputs["name"]]
+    assert not [c for c in run.workloads if "kong-db" in c.inputs["name"]]
     assert declarative(kong)["_format_version"] == "3.0"
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_postgres_mode_has_db_migrations_and_import(program, stack):
     run = program(stack, overrides={"kong": {**program_kong(stack), "database": "postgres"}})
-    db = run.container(f"rag-infra-{stack}-kong-db")
+    db = run.workload(f"rag-infra-{stack}-kong-db")
     migrations = next(c for c in run.resources if c.name == "kong-migrations-run")
     kong = kong_container(run, stack)
     assert db.inputs["volumes"][0]["containerPath"] == "/var/lib/postgresql/data"
@@ -316,7 +316,7 @@ def test_expired_token_is_rejected_by_a_verifier():
 
 
 def _rendered_kong_yml(run) -> str:
-    uploads = unwrap_secrets(run.container("rag-infra-dev-kong").inputs["uploads"])
+    uploads = unwrap_secrets(run.workload("rag-infra-dev-kong").inputs["uploads"])
     return next(u["content"] for u in uploads if u["file"] == "/kong/kong.yml")
 
 

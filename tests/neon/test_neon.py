@@ -32,12 +32,12 @@ STORAGE = ("minio", "storage-controller", "storage-broker", "pageserver", "safek
 
 def storage_containers(run, stack):
     prefix = f"rag-infra-{stack}-"
-    return [c for c in run.containers if c.inputs["name"].removeprefix(prefix).startswith(STORAGE)]
+    return [c for c in run.workloads if c.inputs["name"].removeprefix(prefix).startswith(STORAGE)]
 
 
 def safekeepers(run, stack):
     return sorted(
-        (c for c in run.containers if c.inputs["name"].startswith(f"rag-infra-{stack}-safekeeper-")),
+        (c for c in run.workloads if c.inputs["name"].startswith(f"rag-infra-{stack}-safekeeper-")),
         key=lambda c: c.inputs["name"],
     )
 
@@ -76,7 +76,7 @@ def test_storage_tier_is_never_published_on_all_interfaces(program, stack):
             assert port.get("ip") == "127.0.0.1", f"{container.inputs['name']} publishes {port}"
             published += 1
     assert published >= 3  # controller, pageserver http + pg, safekeepers: loopback for operators
-    compute = run.container(f"rag-infra-{stack}-neon-compute")
+    compute = run.workload(f"rag-infra-{stack}-neon-compute")
     assert [(p["internal"], p["external"]) for p in compute.inputs["ports"]] == [(55433, 5435)]
 
 
@@ -102,7 +102,7 @@ def test_durable_volumes_and_restart_policies(program, stack):
         ("minio", "/data"),
         ("storage-controller-db", "/var/lib/postgresql/data"),
     ):
-        container = run.container(f"rag-infra-{stack}-{name}")
+        container = run.workload(f"rag-infra-{stack}-{name}")
         assert container.inputs["volumes"][0]["containerPath"] == path
     for container in storage_containers(run, stack):
         assert container.inputs["restart"] == "always"
@@ -112,7 +112,7 @@ def test_durable_volumes_and_restart_policies(program, stack):
 @pytest.mark.parametrize("stack", STACKS)
 def test_compute_spec_names_every_safekeeper_and_the_timeline(program, stack):
     run = program(stack)
-    compute = run.container(f"rag-infra-{stack}-neon-compute")
+    compute = run.workload(f"rag-infra-{stack}-neon-compute")
     assert contains_secret_wrapper(compute.inputs["uploads"])
     (upload,) = unwrap_secrets(compute.inputs["uploads"])
     assert upload["file"] == "/var/db/postgres/configs/config.json"
@@ -167,10 +167,10 @@ def test_branches_with_their_own_compute_and_pitr(program):
     assert unwrap_secrets(restore["ancestor_timeline_id"]) == unwrap_secrets(staging["timeline_id"])
     assert restore["ancestor_timestamp"] == "2026-11-20T08:00:00Z"
     assert run.depends_on["neon-timeline-restore"] == {"neon-tenant", "neon-timeline-staging"}
-    compute = run.container("rag-infra-dev-neon-compute-staging")
+    compute = run.workload("rag-infra-dev-neon-compute-staging")
     assert compute.inputs["ports"][0]["external"] == 5436
     assert set(run.outputs["neonBranchUrls"]) == {"staging"}
-    assert not [c for c in run.containers if c.inputs["name"].endswith("compute-restore")]
+    assert not [c for c in run.workloads if c.inputs["name"].endswith("compute-restore")]
 
 
 def test_neon_outputs_are_secret(program):

@@ -93,15 +93,39 @@ def _compute_without_last_safekeeper(run: ProgramRun) -> None:
     upload["content"] = json.dumps(config)
 
 
+def edit_service(name: str, edit: Callable[[dict], None]) -> Callable[[ProgramRun], None]:
+    """Change a Swarm service's inputs in place (`edit(inputs)`)."""
+
+    def change(run: ProgramRun) -> None:
+        edit(by_name(run, name).inputs)
+
+    return change
+
+
+def _pin(index: int) -> list[str]:
+    return [f"node.labels.rag-infra.host.{index}==true"]
+
+
 def _all_on_one_host(run: ProgramRun) -> None:
-    first = by_name(run, "qdrant-node-0").provider
-    for name in ("qdrant-node-1", "qdrant-node-2"):
-        by_name(run, name).provider = first
+    for name in ("qdrant-node-1-service", "qdrant-node-2-service"):
+        by_name(run, name).inputs["taskSpec"]["placement"]["constraints"] = _pin(0)
+
+
+def _unpinned_member(run: ProgramRun) -> None:
+    by_name(run, "qdrant-node-2-service").inputs["taskSpec"]["placement"].pop("constraints")
+
+
+def _api_key_in_a_config(inputs: dict) -> None:
+    spec = inputs["taskSpec"]["containerSpec"]
+    spec["configs"] = [
+        {"configId": s["secretId"], "configName": s["secretName"], "fileName": s["fileName"]}
+        for s in spec.pop("secrets")
+    ]
 
 
 def _one_docker_host(run: ProgramRun) -> None:
     """The stack on its first host alone: one Docker provider, every resource created with it."""
-    first = by_name(run, "qdrant-node-0").provider
+    first = by_name(run, "qdrant-storage-0").provider
     for other in ("docker-host-1", "docker-host-2"):
         run.resources.remove(by_name(run, other))
     for resource in run.resources:
@@ -110,7 +134,8 @@ def _one_docker_host(run: ProgramRun) -> None:
 
 
 def _shared_volume(run: ProgramRun) -> None:
-    by_name(run, "qdrant-node-1").inputs["volumes"][0]["volumeName"] = "rag-infra-prod-qdrant-0-storage"
+    mounts = by_name(run, "qdrant-node-1-service").inputs["taskSpec"]["containerSpec"]["mounts"]
+    mounts[0]["source"] = "rag-infra-prod-qdrant-0-storage"
 
 
 def _route_without_jwt(document: dict) -> None:
@@ -121,7 +146,7 @@ def _route_without_jwt(document: dict) -> None:
 CASES = [
     (
         "qdrant-nodes-odd-at-least-3",
-        drop("qdrant-node-2"),
+        drop("qdrant-node-2-service"),
         "stack",
         "the Qdrant cluster has 2 nodes; it needs an odd number of at least 3",
     ),
@@ -148,21 +173,26 @@ CASES = [
     (
         "qdrant-node-has-own-volume",
         _shared_volume,
-        "qdrant-node-1",
+        "qdrant-node-1-service",
         "Qdrant nodes rag-infra-prod-qdrant-0 and rag-infra-prod-qdrant-1 share volume "
         "rag-infra-prod-qdrant-0-storage",
     ),
     (
         "qdrant-p2p-port-unpublished",
-        set_input("qdrant-node-0", "ports", [{"internal": 6335, "external": 6335}]),
-        "qdrant-node-0",
+        set_input(
+            "qdrant-node-0-service",
+            "endpointSpec",
+            {"mode": "dnsrr", "ports": [{"targetPort": 6335, "publishedPort": 6335, "publishMode": "host"}]},
+        ),
+        "qdrant-node-0-service",
         "container rag-infra-prod-qdrant-0 publishes port 6335, Qdrant's unauthenticated p2p port",
     ),
     (
         "qdrant-api-key-set-and-secret",
-        strip_secret("qdrant-node-0", "envs"),
-        "qdrant-node-0",
-        "Qdrant node rag-infra-prod-qdrant-0 gets its API key in plaintext; pass it from a secret",
+        edit_service("qdrant-node-0-service", _api_key_in_a_config),
+        "qdrant-node-0-service",
+        "Qdrant node rag-infra-prod-qdrant-0 reads its API key from a Swarm config "
+        "(/run/secrets/qdrant-api-key.yaml); use a Swarm secret",
     ),
     (
         "neon-safekeepers-odd-at-least-3",
@@ -209,10 +239,10 @@ CASES = [
     ),
     (
         "container-restart-policy-set",
-        set_input("qdrant-lb", "restart", "no"),
-        "qdrant-lb",
-        "container rag-infra-prod-qdrant-lb has restart policy 'no'; "
-        "use always, unless-stopped or on-failure",
+        edit_service("qdrant-lb-service", lambda i: i["taskSpec"]["restartPolicy"].update(condition="none")),
+        "qdrant-lb-service",
+        "container rag-infra-prod-qdrant-lb has restart policy 'none'; "
+        "use always, unless-stopped or on-failure (a service: any or on-failure)",
     ),
     (
         "container-has-healthcheck",
@@ -222,14 +252,14 @@ CASES = [
     ),
     (
         "container-memory-limit",
-        set_input("qdrant-lb", "memory", None),
-        "qdrant-lb",
+        edit_service("qdrant-lb-service", lambda i: i["taskSpec"].pop("resources")),
+        "qdrant-lb-service",
         "container rag-infra-prod-qdrant-lb has no memory limit",
     ),
     (
         "container-image-pinned",
-        set_input("qdrant-image-0", "name", "qdrant/qdrant:latest"),
-        "qdrant-image-0",
+        set_input("qdrant-image", "name", "qdrant/qdrant:latest"),
+        "qdrant-image",
         "image 'qdrant/qdrant:latest' is not pinned to a release tag or digest",
     ),
     (
@@ -255,7 +285,7 @@ CASES = [
 
 
 # A plaintext API key breaks two rules at once: the Qdrant one and the generic env one.
-ALSO = {"qdrant-api-key-set-and-secret": {"container-no-plaintext-secret-env"}}
+ALSO: dict[str, set[str]] = {}
 
 
 def test_every_rule_has_a_case():

@@ -15,6 +15,8 @@ from tests.harness import run_program
 from tests.policies.test_policies import by_name, drop, edit_kong_yml, mutated, set_input
 
 COLLECTION = "qdrant-collection-docs_index_mxbai"
+MEMBER = {"qdrant-node": "qdrant-node-{}-service", "neon-storage-safekeeper": "neon-storage-safekeeper-{}"}
+"""The resource that runs quorum member `{}` (a Swarm service, or a container still)."""
 QUORUMS = {
     "qdrant-node": "qdrant-nodes-odd-at-least-3",
     "neon-storage-safekeeper": "neon-safekeepers-odd-at-least-3",
@@ -69,7 +71,7 @@ def test_a_configured_minimum_replication_factor_moves_the_boundary(prod_run, tm
 )
 def test_quorums_of_five_pass_and_four_fail(five_node_run, prefix, rule):
     assert rule not in rules_broken(five_node_run)
-    four = mutated(five_node_run, drop(f"{prefix}-4"))
+    four = mutated(five_node_run, drop(MEMBER[prefix].format(4)))
     assert rule in rules_broken(four)
     messages = [v.message for v in evaluate(four, "prod", "prod") if v.rule == rule]
     assert messages and "4" in messages[0]
@@ -82,16 +84,25 @@ def test_three_members_is_the_smallest_quorum(prod_run, prefix):
         "neon-storage-safekeeper": "neon-safekeepers-odd-at-least-3",
     }
     assert rule[prefix] not in rules_broken(prod_run)
-    one = mutated(mutated(prod_run, drop(f"{prefix}-2")), drop(f"{prefix}-1"))
+    one = mutated(mutated(prod_run, drop(MEMBER[prefix].format(2))), drop(MEMBER[prefix].format(1)))
     assert rule[prefix] in rules_broken(one)  # odd, but below the minimum
 
 
 def test_quorum_spread_on_two_of_three_hosts_is_reported(prod_run):
     def two_hosts(run) -> None:
-        by_name(run, "qdrant-node-2").provider = by_name(run, "qdrant-node-0").provider
+        placement = by_name(run, "qdrant-node-2-service").inputs["taskSpec"]["placement"]
+        placement["constraints"] = ["node.labels.rag-infra.host.0==true"]
+
+    def unpinned(run) -> None:
+        by_name(run, "qdrant-node-2-service").inputs["taskSpec"]["placement"].pop("constraints")
 
     assert "stack-quorum-spread-over-hosts" not in rules_broken(prod_run)
     assert "stack-quorum-spread-over-hosts" in rules_broken(mutated(prod_run, two_hosts))
+    messages = [v.message for v in evaluate(mutated(prod_run, unpinned), "prod", "prod")]
+    assert (
+        "Qdrant nodes must each be pinned to a host (a service's rag-infra.host.<index> constraint)"
+        in messages
+    )
 
 
 DECLARED = {policy.name: "mandatory" for policy in POLICIES} | {"stack-hosts-for-a-quorum": "advisory"}
@@ -168,5 +179,11 @@ def test_every_kong_operator_port_must_stay_on_loopback(prod_with_manager, port,
      ("registry:5000/q:1.2", True)],
 )  # fmt: skip
 def test_floating_tags_are_not_pinned(prod_run, image, pinned):
-    run = mutated(prod_run, set_input("qdrant-image-0", "name", image))
+    run = mutated(prod_run, set_input("qdrant-image", "name", image))
+    assert ("container-image-pinned" not in rules_broken(run)) == pinned
+    # The same reference run by a service directly (no pulled image between).
+    run = mutated(
+        prod_run,
+        lambda r: by_name(r, "qdrant-node-0-service").inputs["taskSpec"]["containerSpec"].update(image=image),
+    )
     assert ("container-image-pinned" not in rules_broken(run)) == pinned

@@ -107,7 +107,7 @@ def test_requests_keep_succeeding_when_a_node_dies(nginx, tmp_path, backends):
 
 SHIPPED_NGINX_CONFIGS = [
     ("qdrant-lb", "qdrant-lb-image"),
-    ("neon-storage-notify", "neon-storage-image-nginx-0"),
+    ("neon-notify", "neon-storage-image-nginx-0"),
 ]
 
 
@@ -116,7 +116,7 @@ SHIPPED_NGINX_CONFIGS = [
 def test_every_shipped_nginx_config_passes_nginx_t_of_the_images_release(nginx, stack, container, image):
     """The file exactly as the container gets it, checked by nginx of the image's release line."""
     run = run_program(stack)
-    uploads = unwrap_secrets(run.named(container).inputs["uploads"])
+    uploads = unwrap_secrets(run.workload(f"rag-infra-{stack}-{container}").inputs["uploads"])
     conf = next(u["content"] for u in uploads if u["file"] == "/etc/nginx/nginx.conf")
     assert image_version(run.named(image).inputs["name"])[:2] == nginx_version()[:2]
     result = nginx(conf).check()

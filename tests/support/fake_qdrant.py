@@ -141,6 +141,9 @@ class FakeQdrantCluster(FakeJsonServer):
         with self.state:
             if parts == ["cluster"] and method == "GET":
                 return self.ok(self.cluster())
+            if parts == ["collections"] and method == "GET":
+                # src/actix/api/collections_api.rs get_collections: CollectionsResponse.
+                return self.ok({"collections": [{"name": name} for name in sorted(self.collections)]})
             if len(parts) >= 2 and parts[0] == "collections":
                 name = parts[1]
                 if len(parts) == 3 and parts[2] == "cluster" and method == "GET":

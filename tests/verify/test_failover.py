@@ -168,3 +168,54 @@ def test_the_admin_api_must_refuse_connections_from_elsewhere(bind, exposed):
         port = admin.getsockname()[1]
         check = check_admin_not_exposed("http://localhost:8000", f"http://127.0.0.1:{port}")
     assert check.ok is not exposed and f"{address}:{port}" in check.saw
+
+
+class _FakeContainer:
+    def __init__(self, name: str, log: list[str]) -> None:
+        self.name, self.log = name, log
+
+    def stop(self, timeout: int) -> None:
+        self.log.append(f"stop {self.name}")
+
+    def start(self) -> None:
+        self.log.append(f"start {self.name}")
+
+
+class _FakeDocker:
+    """containers.list by the Swarm service label, containers.get by name, as the SDK does."""
+
+    def __init__(self, tasks: dict[str, str], containers: set[str], log: list[str]) -> None:
+        self.tasks, self.names, self.log = tasks, containers, log
+        self.containers = self
+
+    def list(self, filters: dict) -> list[_FakeContainer]:
+        service = filters["label"].removeprefix(f"{failover.SERVICE_LABEL}=")
+        return [_FakeContainer(self.tasks[service], self.log)] if service in self.tasks else []
+
+    def get(self, name: str) -> _FakeContainer:
+        assert name in self.names, name
+        return _FakeContainer(name, self.log)
+
+
+@pytest.mark.parametrize(
+    ("tasks", "containers", "expected"),
+    [
+        # A service's task is stopped and left to Swarm: starting it again would put a second
+        # process on the member's volume next to the task Swarm starts.
+        (
+            {"rag-infra-dev-qdrant-2": "rag-infra-dev-qdrant-2.1.abc"},
+            set(),
+            ["stop rag-infra-dev-qdrant-2.1.abc"],
+        ),
+        # A plain container is started again when the block ends.
+        ({}, {"rag-infra-dev-qdrant-2"}, ["stop rag-infra-dev-qdrant-2", "start rag-infra-dev-qdrant-2"]),
+    ],
+)
+def test_stopped_leaves_a_service_task_to_swarm_and_restarts_a_container(
+    monkeypatch, tasks, containers, expected
+):
+    log: list[str] = []
+    monkeypatch.setattr(failover.docker, "DockerClient", lambda **_: _FakeDocker(tasks, containers, log))
+    with failover.stopped(Member("unix:///var/run/docker.sock", "rag-infra-dev-qdrant-2")):
+        log.append("outage")
+    assert log == [expected[0], "outage", *expected[1:]]

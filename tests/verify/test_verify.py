@@ -151,7 +151,7 @@ def test_unreadable_outputs_exit_2(tmp_path, capsys):
 def kong_stack():
     """The prod render's kong.yml, its credentials and its Kong settings (named CORS origins)."""
     run = run_program("prod")
-    uploads = unwrap_secrets(run.container("rag-infra-prod-kong").inputs["uploads"])
+    uploads = unwrap_secrets(run.workload("rag-infra-prod-kong").inputs["uploads"])
     kong_yml = next(u["content"] for u in uploads if u["file"] == "/kong/kong.yml")
     settings = parse_settings(
         {"environment": "prod", "kong": {"cors": {"origins": ["https://dashboard.example.com"]}}},

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 import h2.config
 import h2.connection
 import h2.events
+import yaml
 
 sys.path.insert(0, "/opt/standin")
 from standin import die, forever
@@ -205,15 +206,33 @@ def serve_grpc() -> None:
     threading.Thread(target=accept, daemon=True).start()
 
 
+def _configured_key(path: str | None) -> str | None:
+    """`service.api_key` from --config-path, read as qdrant src/settings.rs does: an optional
+    file whose format comes from its extension (only yaml/yml are compiled in); a missing or
+    other file is skipped with an error line, and the node runs with the other layers."""
+    if not path:
+        return None
+    if not path.endswith((".yaml", ".yml")) or not os.path.isfile(path):
+        print(f"ERROR Config file via --config-path is not found or not YAML: {path}", file=sys.stderr)
+        return None
+    with open(path) as file:
+        return ((yaml.safe_load(file) or {}).get("service") or {}).get("api_key")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="qdrant")
     parser.add_argument("--uri")
     parser.add_argument("--bootstrap")
+    parser.add_argument("--config-path")
     args = parser.parse_args()
     if os.environ.get("QDRANT__CLUSTER__ENABLED") != "true":
         die("cluster mode is disabled: --uri/--bootstrap need QDRANT__CLUSTER__ENABLED=true")
     p2p_port = int(os.environ.get("QDRANT__CLUSTER__P2P__PORT", "6335"))
-    api_key = os.environ.get("QDRANT__SERVICE__API_KEY") or die("no API key configured")
+    api_key = (
+        os.environ.get("QDRANT__SERVICE__API_KEY")
+        or _configured_key(args.config_path)
+        or die("no API key configured")
+    )
     uri, bootstrap = urlsplit(args.uri), urlsplit(args.bootstrap or args.uri)
     if uri.port != p2p_port or bootstrap.port != p2p_port:
         die(f"--uri and --bootstrap must name the P2P port {p2p_port}")
