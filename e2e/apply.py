@@ -222,15 +222,7 @@ class EngineMocks(RecordingMocks):
             working_dir=inputs.get("workingDir"),
             ports=[(int(p["internal"]), p.get("protocol", "tcp")) for p in ports],
             volumes=[v["containerPath"] for v in inputs.get("volumes") or []],
-            healthcheck=Healthcheck(
-                test=check["tests"],
-                interval=duration_ns(check.get("interval")),
-                timeout=duration_ns(check.get("timeout")),
-                start_period=duration_ns(check.get("startPeriod")),
-                retries=int(check.get("retries", 0)),
-            )
-            if check
-            else None,
+            healthcheck=healthcheck(check),
             host_config=host_config,
             networking_config=NetworkingConfig({}),
         )
@@ -382,6 +374,19 @@ class EngineMocks(RecordingMocks):
         raise ApplyError(f"{name}: container failed to be in healthy state within {timeout_s} s")
 
 
+def healthcheck(check: dict | None) -> Healthcheck | None:
+    """A container's or a service's health check inputs, durations parsed as Go does."""
+    if not check:
+        return None
+    return Healthcheck(
+        test=check["tests"],
+        interval=duration_ns(check.get("interval")),
+        timeout=duration_ns(check.get("timeout")),
+        start_period=duration_ns(check.get("startPeriod")),
+        retries=int(check.get("retries", 0)),
+    )
+
+
 def service_spec(inputs: dict) -> dict[str, Any]:
     """The Docker SDK's create_service arguments for a pulumi-docker Service's inputs
     (resource_docker_service_structures.go: createContainerSpec, createPlacement,
@@ -416,15 +421,7 @@ def service_spec(inputs: dict) -> dict[str, Any]:
             for m in spec.get("mounts") or []
         ],
         stop_grace_period=duration_ns(spec.get("stopGracePeriod")) or None,
-        healthcheck=Healthcheck(
-            test=check["tests"],
-            interval=duration_ns(check.get("interval")),
-            timeout=duration_ns(check.get("timeout")),
-            start_period=duration_ns(check.get("startPeriod")),
-            retries=int(check.get("retries", 0)),
-        )
-        if check
-        else None,
+        healthcheck=healthcheck(check),
         **{k: v or None for k, v in refs.items()},
     )
     limits = (task.get("resources") or {}).get("limits") or {}
