@@ -8,6 +8,8 @@ from components.kong.gateway import KongGateway, KongGatewayArgs
 from components.neon.database import NeonDatabase, NeonDatabaseArgs
 from components.platform.app_env import app_env
 from components.platform.hosts import DockerHosts, DockerHostsArgs
+from components.platform.operator_access import OperatorAccess, OperatorAccessArgs
+from components.platform.settings import DEFAULT_NGINX_IMAGE
 from components.qdrant.cluster import QdrantCluster, QdrantClusterArgs
 from components.settings import load_settings
 from migration.postgres.resource import PostgresMigration, PostgresMigrationArgs
@@ -50,6 +52,16 @@ kong = (
         KongGatewayArgs(settings=settings.kong, hosts=hosts, jwt_secret=settings.secrets.kong_jwt_secret),
     )
     if settings.features.kong_gateway
+    else None
+)
+
+# The admin ports no Swarm service may publish, on the manager's loopback.
+forwards = kong.operator_forwards if kong else []
+operator_access = (
+    OperatorAccess(
+        "operator-access", OperatorAccessArgs(hosts=hosts, forwards=forwards, image=DEFAULT_NGINX_IMAGE)
+    )
+    if forwards
     else None
 )
 
@@ -113,7 +125,14 @@ gate = (
         pulumi.ResourceOptions(
             depends_on=[
                 tier
-                for tier in (neon, qdrant, kong, postgres_migration, *qdrant_migrations.values())
+                for tier in (
+                    neon,
+                    qdrant,
+                    kong,
+                    operator_access,
+                    postgres_migration,
+                    *qdrant_migrations.values(),
+                )
                 if tier is not None
             ]
         ),
@@ -138,6 +157,7 @@ if qdrant:
 
 if kong:
     pulumi.export("kongProxyUrl", kong.proxy_url)
+    pulumi.export("kongProxyUrls", kong.proxy_urls)
     pulumi.export("kongAdminUrl", kong.admin_url)
     pulumi.export("kongJwtCredentials", kong.credentials)
 

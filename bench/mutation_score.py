@@ -423,6 +423,21 @@ MUTANTS = [
         "        yield time.monotonic()\n        tasks[0].start()\n        return\n",
         ("tests/verify/test_failover.py",),
     ),
+    Mutant(
+        "Kong's admin API published by the service",
+        "components/kong/gateway.py",
+        "ports={PROXY_PORT: settings.proxy_port},",
+        "ports={PROXY_PORT: settings.proxy_port, ADMIN_PORT: settings.admin_port},",
+        (*PROGRAM_TESTS, "tests/kong"),
+    ),
+    Mutant(
+        "the forwarder resolves its targets once, at start",
+        "components/platform/operator_access.py",
+        '            f"        set $target {forward.target}:{forward.target_port};",\n'
+        '            "        proxy_pass $target;",',
+        '            f"        proxy_pass {forward.target}:{forward.target_port};",',
+        ("tests/platform/test_operator_access.py",),
+    ),
     # the program
     Mutant(
         "qdrant migration before its collection",
@@ -475,10 +490,10 @@ E2E_MUTANTS = [
         E2E_TESTS,
     ),
     Mutant(
-        "published port: Kong's admin API on every interface",
-        "components/kong/gateway.py",
-        "docker.ContainerPortArgs(internal=ADMIN_PORT, external=settings.admin_port, ip=LOOPBACK),",
-        "docker.ContainerPortArgs(internal=ADMIN_PORT, external=settings.admin_port),",
+        "published port: the operator ports on every interface",
+        "components/platform/operator_access.py",
+        "docker.ContainerPortArgs(internal=f.port, external=f.port, ip=LOOPBACK)",
+        "docker.ContainerPortArgs(internal=f.port, external=f.port)",
         E2E_TESTS,
     ),
     Mutant(

@@ -439,7 +439,8 @@ def service_spec(inputs: dict) -> dict[str, Any]:
             window=duration_ns(restart.get("window")),
         ),
         placement=docker.types.Placement(
-            constraints=placement.get("constraints"), maxreplicas=placement.get("maxReplicas")
+            constraints=placement.get("constraints"),
+            maxreplicas=int(placement["maxReplicas"]) if placement.get("maxReplicas") else None,
         ),
         networks=[
             docker.types.NetworkAttachmentConfig(n.get("id") or n["name"], aliases=n.get("aliases"))

@@ -31,7 +31,11 @@ def kong_db(engine: Engine) -> Iterator[Deployment]:
 
 def test_the_database_then_the_migrations_then_kong(kong_db: Deployment) -> None:
     status = kong_db.wait_healthy()
-    assert status == {"rag-infra-dev-kong-db": "healthy", "rag-infra-dev-kong": "healthy"}
+    assert status == {
+        "rag-infra-dev-kong-db": "healthy",
+        "rag-infra-dev-kong": "healthy",
+        "rag-infra-dev-operator-access": "healthy",
+    }
     # The one-shot job ran on the host as `docker run` and exited 0 (else the deploy had failed).
     assert kong_db.mocks.exit_codes == {} and any(
         e.name == "kong-migrations-run" for e in kong_db.state.events

@@ -23,10 +23,14 @@ from policies.program import stack_config
 
 @pytest.fixture(scope="module")
 def prod(engine: Engine) -> Iterator[Deployment]:
-    # One engine is one Swarm node: one LB task publishes the LB's ports in host mode.
-    qdrant = {**stack_config("prod")[0]["rag-infra:qdrant"], "lbReplicas": 1}
+    # One engine is one Swarm node: one LB task and one Kong task publish their ports there.
+    config = stack_config("prod")[0]
+    qdrant = {**config["rag-infra:qdrant"], "lbReplicas": 1}
+    kong = {**config["rag-infra:kong"], "replicas": 1}
     deployment = deploy(
-        engine, "prod", {"dockerHosts": engine.host_urls(3), "verify": {"enabled": False}, "qdrant": qdrant}
+        engine,
+        "prod",
+        {"dockerHosts": engine.host_urls(3), "verify": {"enabled": False}, "qdrant": qdrant, "kong": kong},
     )
     yield deployment
     deployment.destroy()

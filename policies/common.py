@@ -12,6 +12,8 @@ from pulumi_policy.secret import Secret
 CONTAINER = "docker:index/container:Container"
 SERVICE = "docker:index/service:Service"
 WORKLOADS = (CONTAINER, SERVICE)
+SERVICE_FILES = ("docker:index/serviceConfig:ServiceConfig", "docker:index/secret:Secret")
+"""A service's files: each labelled with its component and its path (rag-infra.file)."""
 """What runs a long-running component: a plain container or a Swarm service. The helpers below
 read either; a rule that speaks of "containers" keeps its meaning on services."""
 HOST_CONSTRAINT = re.compile(r"node\.labels\.rag-infra\.host\.(\d+)==true")
@@ -54,12 +56,17 @@ def short_of_odd_quorum(members: int, minimum: int) -> bool:
     return members < minimum or members % 2 == 0
 
 
+def label(props: Mapping[str, Any], name: str) -> str | None:
+    """The value of label `name` of a container, service, volume, config or secret."""
+    for item in plain(props.get("labels")) or []:
+        if isinstance(item, Mapping) and item.get("label") == name:
+            return item.get("value")
+    return None
+
+
 def component(props: Mapping[str, Any]) -> str | None:
     """The `rag-infra.component` label every container of the stack carries."""
-    for label in plain(props.get("labels")) or []:
-        if isinstance(label, Mapping) and label.get("label") == COMPONENT_LABEL:
-            return label.get("value")
-    return None
+    return label(props, COMPONENT_LABEL)
 
 
 def _spec(props: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import yaml
 from pulumi_policy import (
     EnforcementLevel,
@@ -12,9 +14,22 @@ from pulumi_policy import (
 )
 
 from components.kong.cors import origin_allows_any_site
-from policies.common import CONTAINER, component, number, port_ip, published_ports, uploads
+from components.platform.service import FILE_LABEL
+from policies.common import (
+    CONTAINER,
+    SERVICE_FILES,
+    WORKLOADS,
+    component,
+    label,
+    number,
+    plain,
+    port_ip,
+    published_ports,
+    uploads,
+)
 
-DECLARATIVE = "/kong/kong.yml"
+DECLARATIVE = "kong.yml"
+"""The declarative file: uploaded into a container, or a Swarm secret of the Kong service."""
 ADMIN_PORTS = {
     8001: "admin API",
     8444: "admin API (TLS)",
@@ -27,9 +42,15 @@ REQUIRED_PLUGINS = ("jwt", "rate-limiting")
 
 
 def _kong_config(args: ResourceValidationArgs) -> dict | None:
-    if args.resource_type != CONTAINER or component(args.props) != "kong":
+    if component(args.props) != "kong":
         return None
-    text = uploads(args.props).get(DECLARATIVE)
+    if args.resource_type == CONTAINER:
+        text = next((t for path, t in uploads(args.props).items() if path.endswith(DECLARATIVE)), None)
+    elif args.resource_type in SERVICE_FILES and str(label(args.props, FILE_LABEL)).endswith(DECLARATIVE):
+        data = plain(args.props.get("data"))
+        text = base64.b64decode(data).decode() if isinstance(data, str) else None
+    else:
+        return None
     return yaml.safe_load(text) if text else None
 
 
@@ -86,18 +107,24 @@ kong_cors_origins_not_wildcard = ResourceValidationPolicy(
 
 
 def _admin_loopback(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type != CONTAINER or component(args.props) != "kong":
+    if args.resource_type not in WORKLOADS:
         return
+    role = component(args.props)
     for port in published_ports(args.props):
-        internal = number(port.get("internal"))
-        what = ADMIN_PORTS.get(internal)
-        if what and port_ip(port) != "127.0.0.1":
-            report(f"Kong's {what} (port {internal}) is published on {port_ip(port)}; use 127.0.0.1")
+        internal, external, ip = number(port.get("internal")), number(port.get("external")), port_ip(port)
+        if ip == "127.0.0.1":
+            continue
+        if role == "kong" and internal in ADMIN_PORTS:
+            report(f"Kong's {ADMIN_PORTS[internal]} (port {internal}) is published on {ip}; use 127.0.0.1")
+        elif role == "operator-access":
+            # Everything the forwarder publishes is an operator port.
+            report(f"operator access publishes port {external} on {ip}; use 127.0.0.1")
 
 
 kong_admin_loopback_only = ResourceValidationPolicy(
     name="kong-admin-loopback-only",
-    description="Kong's admin API, status listener and Manager are published on the host's loopback only.",
+    description="Kong's admin API, status listener and Manager are published on the host's loopback "
+    "only (a Swarm service cannot bind loopback: it publishes none of them, OperatorAccess does).",
     enforcement_level=EnforcementLevel.MANDATORY,
     validate=_admin_loopback,
 )

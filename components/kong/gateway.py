@@ -7,22 +7,25 @@ import json
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_docker as docker
 
 from components.kong.config import render_kong_config
 from components.kong.settings import KongSettings
 from components.platform.hosts import DockerHosts
 from components.platform.jobs import OneShotJob, OneShotJobArgs
-from components.platform.postgres import PostgresContainerArgs, postgres_container
+from components.platform.operator_access import Forward
+from components.platform.postgres import PostgresContainerArgs, postgres_service
 from components.platform.secrets import secret_or_generated
+from components.platform.service import HealthCheck, ServiceFile, ServiceSpec
 
 PROXY_PORT = 8000
 ADMIN_PORT = 8001
 MANAGER_PORT = 8002
 STATUS_PORT = 8100  # the Kong Helm chart's status port; Kong's own default is 8007
-CONFIG_PATH = "/kong/kong.yml"
+CONFIG_PATH = "/run/secrets/kong.yml"
+"""The declarative file, a Swarm secret (it holds the consumers' JWT secret)."""
+PG_PASSWORD_FILE = "/run/secrets/kong-pg-password"  # noqa: S105 (a path)
 IMPORT_PATH = "/usr/local/kong/declarative.yml"  # the job writes it in KONG_PREFIX, the kong user's
-LOOPBACK = "127.0.0.1"
+LOOPBACK = "127.0.0.1"  # where OperatorAccess publishes the admin ports
 KONG_ALIAS = "kong"
 DB_ALIAS = "kong-db"
 
@@ -37,41 +40,40 @@ class KongGatewayArgs:
     """Configured `kongJwtSecret`; generated when None."""
 
 
-def _listen_envs(settings: KongSettings) -> list[str]:
-    # Inside the container the listeners bind all interfaces so Docker can publish them;
-    # the admin, status and manager ports are published on the host's loopback only.
-    envs = [
-        f"KONG_PROXY_LISTEN=0.0.0.0:{PROXY_PORT}",
-        f"KONG_ADMIN_LISTEN=0.0.0.0:{ADMIN_PORT}",
-        f"KONG_STATUS_LISTEN=0.0.0.0:{STATUS_PORT}",
-        "KONG_PROXY_ACCESS_LOG=/dev/stdout",
-        "KONG_PROXY_ERROR_LOG=/dev/stderr",
-        "KONG_ADMIN_ACCESS_LOG=/dev/stdout",
-        "KONG_ADMIN_ERROR_LOG=/dev/stderr",
-        "KONG_PLUGINS=bundled",
-    ]
+def _listen_env(settings: KongSettings) -> dict[str, str]:
+    # Inside the container every listener binds all interfaces; only the proxy is published.
+    # The admin, status and manager ports reach the manager's loopback through OperatorAccess
+    # (components/platform/operator_access.py): Swarm cannot publish on loopback.
+    env = {
+        "KONG_PROXY_LISTEN": f"0.0.0.0:{PROXY_PORT}",
+        "KONG_ADMIN_LISTEN": f"0.0.0.0:{ADMIN_PORT}",
+        "KONG_STATUS_LISTEN": f"0.0.0.0:{STATUS_PORT}",
+        "KONG_PROXY_ACCESS_LOG": "/dev/stdout",
+        "KONG_PROXY_ERROR_LOG": "/dev/stderr",
+        "KONG_ADMIN_ACCESS_LOG": "/dev/stdout",
+        "KONG_ADMIN_ERROR_LOG": "/dev/stderr",
+        "KONG_PLUGINS": "bundled",
+    }
     if settings.manager:
-        envs += [
-            f"KONG_ADMIN_GUI_LISTEN=0.0.0.0:{MANAGER_PORT}",
-            f"KONG_ADMIN_GUI_URL=http://localhost:{settings.manager_port}",
-            f"KONG_ADMIN_GUI_API_URL=http://localhost:{settings.admin_port}",
-        ]
+        env |= {
+            "KONG_ADMIN_GUI_LISTEN": f"0.0.0.0:{MANAGER_PORT}",
+            "KONG_ADMIN_GUI_URL": f"http://localhost:{settings.manager_port}",
+            "KONG_ADMIN_GUI_API_URL": f"http://localhost:{settings.admin_port}",
+        }
     else:
-        envs.append("KONG_ADMIN_GUI_LISTEN=off")
-    return envs
+        env["KONG_ADMIN_GUI_LISTEN"] = "off"
+    return env
 
 
-def _ports(settings: KongSettings) -> list[docker.ContainerPortArgs]:
-    ports = [
-        docker.ContainerPortArgs(internal=PROXY_PORT, external=settings.proxy_port),
-        docker.ContainerPortArgs(internal=ADMIN_PORT, external=settings.admin_port, ip=LOOPBACK),
-        docker.ContainerPortArgs(internal=STATUS_PORT, external=settings.status_port, ip=LOOPBACK),
+def operator_forwards(settings: KongSettings) -> list[Forward]:
+    """Kong's admin, status and (when on) Manager ports, as OperatorAccess forwards them."""
+    forwards = [
+        Forward(settings.admin_port, KONG_ALIAS, ADMIN_PORT, "Kong admin API"),
+        Forward(settings.status_port, KONG_ALIAS, STATUS_PORT, "Kong status listener"),
     ]
     if settings.manager:
-        ports.append(
-            docker.ContainerPortArgs(internal=MANAGER_PORT, external=settings.manager_port, ip=LOOPBACK)
-        )
-    return ports
+        forwards.append(Forward(settings.manager_port, KONG_ALIAS, MANAGER_PORT, "Kong Manager"))
+    return forwards
 
 
 class KongGateway(pulumi.ComponentResource):
@@ -86,8 +88,6 @@ class KongGateway(pulumi.ComponentResource):
     def __init__(self, name: str, args: KongGatewayArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("rag-infra:index:KongGateway", name, None, opts)
         settings, hosts = args.settings, args.hosts
-        provider = hosts.providers[0]
-        child = pulumi.ResourceOptions(parent=self, provider=provider)
         self.jwt_secret = secret_or_generated(f"{name}-jwt-secret", args.jwt_secret, parent=self, length=48)
 
         # The rendered file holds the JWT secret, so it is a secret Output end to end.
@@ -98,56 +98,64 @@ class KongGateway(pulumi.ComponentResource):
                 )
             )
         )
-        upload = [docker.ContainerUploadArgs(file=CONFIG_PATH, content=declarative)]
-        image = hosts.pull(f"{name}-image", settings.image, child)
+        image = hosts.image_ref(f"{name}-image", settings.image, self)
 
-        envs: list[pulumi.Input[str]] = _listen_envs(settings)
+        env = _listen_env(settings)
+        files = [ServiceFile(CONFIG_PATH, declarative, secret=True)]
         depends_on: list[pulumi.Resource] = []
         if settings.database == "off":
-            envs += ["KONG_DATABASE=off", f"KONG_DECLARATIVE_CONFIG={CONFIG_PATH}"]
+            env |= {"KONG_DATABASE": "off", "KONG_DECLARATIVE_CONFIG": CONFIG_PATH}
         else:
             db_password = secret_or_generated(f"{name}-db-password", None, parent=self)
-            pg_envs = [
-                "KONG_DATABASE=postgres",
-                f"KONG_PG_HOST={DB_ALIAS}",
-                "KONG_PG_USER=kong",
-                "KONG_PG_DATABASE=kong",
-                db_password.apply(lambda p: f"KONG_PG_PASSWORD={p}"),
-            ]
-            envs += pg_envs
-            pg_env = {
+            pg = {
                 "KONG_DATABASE": "postgres",
                 "KONG_PG_HOST": DB_ALIAS,
                 "KONG_PG_USER": "kong",
                 "KONG_PG_DATABASE": "kong",
-                "KONG_PG_PASSWORD": db_password,
             }
+            # docker-kong's entrypoint reads KONG_<option>_FILE for every option (file_env).
+            env |= {**pg, "KONG_PG_PASSWORD_FILE": PG_PASSWORD_FILE}
+            files.append(ServiceFile(PG_PASSWORD_FILE, db_password, secret=True))
             depends_on.append(
-                self._database(name, settings, hosts, child, db_password, image, pg_env, declarative)
+                self._database(
+                    name,
+                    settings,
+                    hosts,
+                    db_password,
+                    image,
+                    {**pg, "KONG_PG_PASSWORD": db_password},
+                    declarative,
+                )
             )
 
-        self.kong = docker.Container(
+        self.kong = hosts.service(
             f"{name}-kong",
-            name=f"{hosts.prefix}-{KONG_ALIAS}",
-            image=image.image_id,
-            envs=envs,
-            uploads=upload,
-            ports=_ports(settings),
-            networks_advanced=hosts.attach(KONG_ALIAS),
-            restart="always",
-            memory=settings.memory_mb,
-            # The image has no curl; `kong health` checks the nginx master under KONG_PREFIX.
-            healthcheck=docker.ContainerHealthcheckArgs(
-                tests=["CMD", "kong", "health"], interval="10s", timeout="10s", retries=10, start_period="20s"
+            ServiceSpec(
+                alias=KONG_ALIAS,
+                component="kong",
+                image=image,
+                env=env,
+                files=files,
+                # One task per host (at most one per node), the proxy published in host mode.
+                replicas=settings.replicas or hosts.host_count,
+                ports={PROXY_PORT: settings.proxy_port},
+                memory_mb=settings.memory_mb,
+                # The image has no curl; `kong health` checks the nginx master under KONG_PREFIX.
+                health=HealthCheck(["CMD", "kong", "health"], timeout="10s", retries=10, start_period="20s"),
             ),
-            labels=hosts.labels("kong"),
-            opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=depends_on),
+            parent=self,
+            depends_on=depends_on,
         )
+        self.operator_forwards = operator_forwards(settings)
 
         public_host = hosts.reachable_host(0)
         self.proxy_url = pulumi.Output.from_input(f"http://{public_host}:{settings.proxy_port}")
+        self.proxy_urls = [
+            pulumi.Output.from_input(f"http://{hosts.reachable_host(i)}:{settings.proxy_port}")
+            for i in range(hosts.host_count)
+        ]
         self.internal_url = pulumi.Output.from_input(f"http://{KONG_ALIAS}:{PROXY_PORT}")
-        # Loopback of the Docker host: reach it there, or through an SSH tunnel.
+        # Loopback of the first host (OperatorAccess): reach it there, or through an SSH tunnel.
         self.admin_url = pulumi.Output.from_input(f"http://{LOOPBACK}:{settings.admin_port}")
         self.credentials = pulumi.Output.secret(
             pulumi.Output.all(self.proxy_url, self.jwt_secret).apply(
@@ -165,6 +173,7 @@ class KongGateway(pulumi.ComponentResource):
         self.register_outputs(
             {
                 "proxyUrl": self.proxy_url,
+                "proxyUrls": self.proxy_urls,
                 "internalUrl": self.internal_url,
                 "adminUrl": self.admin_url,
                 "credentials": self.credentials,
@@ -176,20 +185,24 @@ class KongGateway(pulumi.ComponentResource):
         name: str,
         settings: KongSettings,
         hosts: DockerHosts,
-        child: pulumi.ResourceOptions,
         password: pulumi.Output[str],
-        kong_image: docker.RemoteImage,
+        kong_image: pulumi.Input[str],
         pg_env: dict[str, pulumi.Input[str]],
         declarative: pulumi.Output[str],
     ) -> OneShotJob:
         """The plan's kong-db and one-shot migrations; returns the job Kong waits for."""
-        db_image = hosts.pull(f"{name}-db-image", settings.db_image, child)
-        volume = hosts.volume(f"{name}-db-data", "kong-db-data", "kong-db", child)
-        database = postgres_container(
+        # The database stays on the first host, with its volume.
+        volume = hosts.volume(
+            f"{name}-db-data",
+            "kong-db-data",
+            "kong-db",
+            pulumi.ResourceOptions(parent=self, provider=hosts.providers[0]),
+        )
+        database = postgres_service(
             f"{name}-db",
             PostgresContainerArgs(
                 hosts=hosts,
-                image=db_image.image_id,
+                image=hosts.image_ref(f"{name}-db-image", settings.db_image, self),
                 alias=DB_ALIAS,
                 user="kong",
                 database="kong",
@@ -199,7 +212,8 @@ class KongGateway(pulumi.ComponentResource):
                 memory_mb=settings.memory_mb,
                 health_retries=10,
             ),
-            child,
+            host_index=0,
+            parent=self,
         )
         # bootstrap is idempotent; up/finish apply a new Kong version's migrations; then the
         # rendered file is imported. It holds the consumers' JWT secret, so it travels with the
@@ -214,7 +228,7 @@ class KongGateway(pulumi.ComponentResource):
             f"{name}-migrations",
             OneShotJobArgs(
                 hosts=hosts,
-                image=kong_image.image_id,
+                image=kong_image,
                 script=script,
                 env={**pg_env, "KONG_DECLARATIVE_B64": encoded},
                 attempts=5,

@@ -154,6 +154,9 @@ class KongSettings(ConfigModel):
     manager: FLAG = False
     manager_port: PORT = 8002
     memory_mb: optional(whole(64)) = None
+    replicas: optional(whole(1)) = None
+    """Kong tasks, at most one per Swarm node (each publishes the proxy port in host mode);
+    default: one per entry of dockerHosts."""
     routes: items(KongRouteSettings, what="objects", non_empty=True) = _DEFAULT_ROUTES
     rate_limit: RateLimitSettings = {}
     cors: CorsSettings = {}

@@ -22,6 +22,7 @@ through the manager (the first host), with its files as Swarm configs and secret
   `rollback_completed` as an error; a create that does not converge removes the service).
 - **Deletion** waits up to `stop_grace_period` for the tasks' containers to go (deleteService
   does only when it is set), so the network and volumes can go after it.
+- **Names.** Every service resolves by DNS round robin (`dnsrr`, see `ServiceSpec`).
 - **Ports.** Published in `host` mode only: the task's own node answers, so no routing-mesh hop
   and no single host on the path. Swarm cannot publish on loopback, so operator ports are never
   published by a service (components/platform/operator_access.py reaches them instead).
@@ -41,8 +42,8 @@ import pulumi_docker as docker
 
 from components.platform.swarm import LABEL_PREFIX
 
-MANAGER = 0
-"""Services, configs and secrets are created through the manager, the first host."""
+FILE_LABEL = "rag-infra.file"
+"""Label of a Swarm config or secret: the path the service reads it at."""
 
 UPDATE_MONITOR = "30s"
 """How long Swarm watches a new task (running and healthy) before it counts the update done."""
@@ -107,7 +108,11 @@ class ServiceSpec:
     only (terraform-provider-docker v4.5.0 conflicts converge_config with global mode)."""
     ports: Mapping[int, int] = field(default_factory=dict)
     """Container port -> host port, published in host mode on the nodes that run a task."""
-    endpoint_mode: Literal["vip", "dnsrr"] = "vip"
+    endpoint_mode: Literal["vip", "dnsrr"] = "dnsrr"
+    """DNS round robin by default: a name resolves to the tasks' own addresses. A virtual IP puts
+    IPVS between, a kernel module not every host has (without it, connections to the VIP find
+    "no route to host", as on the test engine's kernel) and whose idle-connection expiry cuts
+    long-lived connections (Raft, WAL streams, database sessions)."""
     memory_mb: int | None = None
     hostname: str | None = None
     user: str | None = None
@@ -178,13 +183,15 @@ class SwarmService(pulumi.ComponentResource):
                 )
             )
             data = content.apply(lambda text: base64.b64encode(text.encode()).decode())
-            label_args = [docker.ServiceConfigLabelArgs(label=k, value=v) for k, v in args.labels.items()]
+            # The path it is mounted at: policies find a service's file by component and path.
+            labels = {**args.labels, FILE_LABEL: file.path}
+            label_args = [docker.ServiceConfigLabelArgs(label=k, value=v) for k, v in labels.items()]
             if file.secret:
                 secret = docker.Secret(
                     f"{name}-secret-{index}",
                     name=object_name_,
                     data=pulumi.Output.secret(data),
-                    labels=[docker.SecretLabelArgs(label=k, value=v) for k, v in args.labels.items()],
+                    labels=[docker.SecretLabelArgs(label=k, value=v) for k, v in labels.items()],
                     # A new name for new content: create it first, drop the old one once the
                     # service has moved off it.
                     opts=child,

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from components.kong.gateway import CONFIG_PATH as KONG_YML
 from policies.program import ANY_NODE, ProgramRun, RegisteredResource, unwrap_secrets
 
 CONTAINER = "docker:index/container:Container"
@@ -114,7 +115,7 @@ def architecture(run: ProgramRun, stack: str) -> str:
     kong = next((c for c in run.workloads if _component(c) == "kong"), None)
     if kong is not None:
         edges.add(("client", _id(kong.name), "HTTPS / JWT"))
-        config = yaml.safe_load(_uploads(kong)["/kong/kong.yml"])
+        config = yaml.safe_load(_uploads(kong)[KONG_YML])
         for service in config["services"]:
             host = urlsplit(service["url"]).hostname
             body.append(f'component "{host}\\n(application, not ours)" as {_id(host)}')
@@ -284,7 +285,7 @@ def sequence(run: ProgramRun, stack: str) -> str:
         return _document(
             f"rag-infra {stack}: requests (Kong off)", ['note "features.kongGateway is false" as off'], ""
         )
-    config = yaml.safe_load(_uploads(kong)["/kong/kong.yml"])
+    config = yaml.safe_load(_uploads(kong)[KONG_YML])
     body = ["actor client", f'participant "Kong\\n{_aliases(kong)[0]}" as kong']
     apps = []
     for service in config["services"]:

@@ -83,11 +83,10 @@ def kong_container(run, stack):
     return run.workload(f"rag-infra-{stack}-kong")
 
 
-def declarative(container) -> dict:
-    assert contains_secret_wrapper(container.inputs["uploads"]), "kong.yml carries the JWT secret"
-    (upload,) = unwrap_secrets(container.inputs["uploads"])
-    assert upload["file"] == "/kong/kong.yml"
-    return yaml.safe_load(upload["content"])
+def declarative(run, stack) -> dict:
+    content, secret = run.service_files(run.service(f"rag-infra-{stack}-kong"))["/run/secrets/kong.yml"]
+    assert secret, "kong.yml carries the JWT secret: a Swarm secret"
+    return yaml.safe_load(content)
 
 
 def envs(container) -> dict:
@@ -96,21 +95,34 @@ def envs(container) -> dict:
 
 @pytest.mark.parametrize("stack", STACKS)
 @pytest.mark.parametrize("mode", MODES)
-def test_ports_admin_and_status_are_loopback_only(program, stack, mode):
+def test_only_the_proxy_is_published_and_operator_ports_reach_loopback_through_the_forwarder(
+    program, stack, mode
+):
     run = program(stack, overrides={"kong": {**program_kong(stack), "database": mode}})
-    kong = kong_container(run, stack)
-    ports = {p["internal"]: p for p in kong.inputs["ports"]}
-    assert ports[8000]["external"] == 8000 and ports[8000].get("ip", "0.0.0.0") == "0.0.0.0"
-    assert ports[8001]["ip"] == "127.0.0.1" and ports[8100]["ip"] == "127.0.0.1"
+    kong = run.service(f"rag-infra-{stack}-kong")
+    ports = kong.plain("endpointSpec")["ports"]
+    # Swarm cannot bind loopback: the service publishes the proxy alone, in host mode.
+    assert [(p["targetPort"], p["publishedPort"], p["publishMode"]) for p in ports] == [(8000, 8000, "host")]
+    forwarder = run.workload(f"rag-infra-{stack}-operator-access")
+    assert {(p["internal"], p["external"], p["ip"]) for p in forwarder.inputs["ports"]} == {
+        (8001, 8001, "127.0.0.1"),
+        (8100, 8100, "127.0.0.1"),
+    }
+    conf = forwarder.inputs["uploads"][0]["content"]
+    assert "set $target kong:8001;" in conf and "set $target kong:8100;" in conf
+    assert run.provider_host(forwarder) == run.named("docker-host-0").inputs["host"]
     for container in run.workloads:
         for port in container.inputs.get("ports", []):
-            if port["internal"] in (8001, 8002, 8100, 8444):
-                assert port["ip"] == "127.0.0.1"
-    assert kong.inputs["healthcheck"]["tests"] == ["CMD", "kong", "health"]
-    assert kong.inputs["restart"] == "always"
+            if port["external"] in (8001, 8002, 8100, 8444):
+                assert port.get("ip") == "127.0.0.1", container.name
+    spec = kong.plain("taskSpec")["containerSpec"]
+    assert spec["healthcheck"]["tests"] == ["CMD", "kong", "health"]
+    assert kong.plain("taskSpec")["restartPolicy"]["condition"] == "any"
+    assert kong.plain("mode") == {"replicated": {"replicas": 3 if stack == "prod" else 1}}
     assert run.outputs["kongAdminUrl"] == "http://127.0.0.1:8001"
     assert run.outputs["kongProxyUrl"].endswith(":8000")
-    assert envs(kong)["KONG_ADMIN_GUI_LISTEN"] == "off"
+    assert len(run.outputs["kongProxyUrls"]) == (3 if stack == "prod" else 1)
+    assert envs(kong_container(run, stack))["KONG_ADMIN_GUI_LISTEN"] == "off"
 
 
 def program_kong(stack):
@@ -125,21 +137,23 @@ def test_dbless_mode_loads_the_rendered_file(program, stack):
     run = program(stack)
     kong = kong_container(run, stack)
     env = envs(kong)
-    assert env["KONG_DATABASE"] == "off" and env["KONG_DECLARATIVE_CONFIG"] == "/kong/kong.yml"
-    assert kong.inputs["image"] == "sha256:kong-image"
+    assert env["KONG_DATABASE"] == "off" and env["KONG_DECLARATIVE_CONFIG"] == "/run/secrets/kong.yml"
+    assert kong.inputs["image"] == f"kong:3.9.3@sha256:{'0' * 64}"
     assert run.named("kong-image").inputs["name"] == "kong:3.9.3"
     assert not [c for c in run.workloads if "kong-db" in c.inputs["name"]]
-    assert declarative(kong)["_format_version"] == "3.0"
+    assert declarative(run, stack)["_format_version"] == "3.0"
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_postgres_mode_has_db_migrations_and_import(program, stack):
     run = program(stack, overrides={"kong": {**program_kong(stack), "database": "postgres"}})
-    db = run.workload(f"rag-infra-{stack}-kong-db")
+    db = run.service(f"rag-infra-{stack}-kong-db")
     migrations = next(c for c in run.resources if c.name == "kong-migrations-run")
-    kong = kong_container(run, stack)
-    assert db.inputs["volumes"][0]["containerPath"] == "/var/lib/postgresql/data"
-    assert db.inputs["healthcheck"]["tests"][:2] == ["CMD", "pg_isready"]
+    kong = run.service(f"rag-infra-{stack}-kong")
+    db_spec = db.plain("taskSpec")["containerSpec"]
+    assert db_spec["mounts"][0]["target"] == "/var/lib/postgresql/data"
+    assert db_spec["healthcheck"]["tests"][:2] == ["CMD", "pg_isready"]
+    assert db.plain("taskSpec")["placement"]["constraints"] == ["node.labels.rag-infra.host.0==true"]
     # A job whose exit code fails `pulumi up` (components/platform/jobs.py), run on the first host.
     script = migrations.inputs["create"]
     assert "--network rag-infra-" in script and "--env-file /dev/stdin" in script
@@ -153,27 +167,38 @@ def test_postgres_mode_has_db_migrations_and_import(program, stack):
     )
     assert yaml.safe_load(base64.b64decode(encoded.split("=", 1)[1]))["_format_version"] == "3.0"
     assert "generated-" not in script
-    env = envs(kong)
+    env = kong.plain("taskSpec")["containerSpec"]["env"]
     assert env["KONG_DATABASE"] == "postgres" and env["KONG_PG_HOST"] == "kong-db"
     assert "KONG_DECLARATIVE_CONFIG" not in env
-    assert contains_secret_wrapper(kong.inputs["envs"]) and contains_secret_wrapper(db.inputs["envs"])
-    assert envs(db)["POSTGRES_PASSWORD"] == env["KONG_PG_PASSWORD"]
+    # The password: a Swarm secret file for both, the same value, never in an environment.
+    assert env["KONG_PG_PASSWORD_FILE"] == "/run/secrets/kong-pg-password" and "KONG_PG_PASSWORD" not in env
+    assert db_spec["env"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres-password"
+    kong_password = run.service_files(kong)["/run/secrets/kong-pg-password"]
+    assert kong_password == run.service_files(db)["/run/secrets/postgres-password"] and kong_password[1]
+    assert f"KONG_PG_PASSWORD={kong_password[0]}" in unwrap_secrets(stdin)
     # kong-db -> migrations (bootstrap, up, finish, import) -> Kong
     assert run.depends_on["kong-migrations"] == {"kong-db"}
-    assert run.depends_on["kong-kong"] == {"kong-migrations"}
+    assert run.depends_on["kong-kong-service"] == {"docker-swarm-labels", "kong-migrations"}
 
 
 def test_manager_is_offered_on_loopback_behind_a_flag(program):
     run = program("dev", overrides={"kong": {"manager": True, "cors": {"origins": ["*"]}}})
-    kong = kong_container(run, "dev")
-    manager = next(p for p in kong.inputs["ports"] if p["internal"] == 8002)
+    forwarder = run.workload("rag-infra-dev-operator-access")
+    manager = next(p for p in forwarder.inputs["ports"] if p["external"] == 8002)
     assert manager["ip"] == "127.0.0.1"
-    assert envs(kong)["KONG_ADMIN_GUI_LISTEN"] == "0.0.0.0:8002"
+    assert envs(kong_container(run, "dev"))["KONG_ADMIN_GUI_LISTEN"] == "0.0.0.0:8002"
+
+
+def test_kong_replicas_from_config_override_one_per_host(program):
+    run = program("prod", overrides={"kong": {**program_kong("prod"), "replicas": 2}})
+    kong = run.service("rag-infra-prod-kong")
+    assert kong.plain("mode") == {"replicated": {"replicas": 2}}
+    assert kong.plain("taskSpec")["placement"]["maxReplicas"] == 1
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_rendered_config_follows_kongs_schema(program, stack):
-    config = declarative(kong_container(program(stack), stack))
+    config = declarative(program(stack), stack)
     assert set(config) == {"_format_version", "_transform", "services", "plugins", "consumers"}
     routes = [route for service in config["services"] for route in service["routes"]]
     assert {r["name"] for r in routes} == {"rag-search", "rag-query"}
@@ -316,8 +341,7 @@ def test_expired_token_is_rejected_by_a_verifier():
 
 
 def _rendered_kong_yml(run) -> str:
-    uploads = unwrap_secrets(run.workload("rag-infra-dev-kong").inputs["uploads"])
-    return next(u["content"] for u in uploads if u["file"] == "/kong/kong.yml")
+    return run.service_files(run.service("rag-infra-dev-kong"))["/run/secrets/kong.yml"][0]
 
 
 def test_tokens_from_the_token_command_pass_the_rendered_kong_config(program, tmp_path, capsys):

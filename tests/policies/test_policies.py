@@ -16,6 +16,9 @@ from policies.pack import POLICIES
 from tests.harness import ROOT, SECRET_SIG, ProgramRun, run_program
 
 SECRET = {SECRET_SIG: "1b47061264138c4ac30d75fd1eb44270"}
+KONG = "kong-kong-service"
+KONG_YML = "kong-kong-secret-0"
+"""The Swarm secret holding the rendered kong.yml."""
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +51,17 @@ def drop(name: str) -> Callable[[ProgramRun], None]:
 
 
 def edit_kong_yml(edit: Callable[[dict], None]) -> Callable[[ProgramRun], None]:
+    """Change the kong.yml the Kong service mounts (a Swarm secret: base64 data, secret)."""
+    import base64
+
     import yaml
 
     def change(run: ProgramRun) -> None:
-        kong = by_name(run, "kong-kong")
-        uploads = kong.inputs["uploads"]["value"]
-        document = yaml.safe_load(uploads[0]["content"])
+        secret = by_name(run, KONG_YML)
+        data = secret.inputs["data"]
+        document = yaml.safe_load(base64.b64decode(data["value"]))
         edit(document)
-        uploads[0]["content"] = yaml.safe_dump(document)
+        data["value"] = base64.b64encode(yaml.safe_dump(document).encode()).decode()
 
     return change
 
@@ -68,11 +74,30 @@ def with_ports(name: str, edit: Callable[[list], None]) -> Callable[[ProgramRun]
 
 
 def plaintext_envs(name: str, extra: list[str]) -> Callable[[ProgramRun], None]:
+    """Add `KEY=value` entries to a container's envs or a service's env map, in plaintext."""
+
     def change(run: ProgramRun) -> None:
         resource = by_name(run, name)
+        if "taskSpec" in resource.inputs:
+            spec = resource.inputs["taskSpec"]["containerSpec"]
+            spec["env"] = {**spec.get("env", {}), **dict(e.split("=", 1) for e in extra)}
+            return
         current = resource.inputs.get("envs", [])
         values = current["value"] if isinstance(current, dict) else current
         resource.inputs["envs"] = [*values, *extra]
+
+    return change
+
+
+def publish_on_every_interface(service: str, port: int) -> Callable[[ProgramRun], None]:
+    """Publish `port` of a Swarm service (which cannot bind loopback)."""
+
+    def change(run: ProgramRun) -> None:
+        endpoint = by_name(run, service).inputs["endpointSpec"]
+        endpoint["ports"] = [
+            *endpoint.get("ports", []),
+            {"targetPort": port, "publishedPort": port, "publishMode": "host"},
+        ]
 
     return change
 
@@ -222,19 +247,19 @@ CASES = [
     (
         "kong-route-has-jwt-and-rate-limiting",
         edit_kong_yml(_route_without_jwt),
-        "kong-kong",
+        KONG_YML,
         "route rag-search has no jwt plugin and no exempt-from-jwt tag",
     ),
     (
         "kong-cors-origins-not-wildcard",
         edit_kong_yml(lambda d: d["plugins"][0]["config"].update(origins=["*"])),
-        "kong-kong",
+        KONG_YML,
         "the CORS plugin allows every origin (*); list the application's origins",
     ),
     (
         "kong-admin-loopback-only",
-        with_ports("kong-kong", lambda ports: ports[1].update(ip="0.0.0.0")),
-        "kong-kong",
+        publish_on_every_interface(KONG, 8001),
+        KONG,
         "Kong's admin API (port 8001) is published on 0.0.0.0; use 127.0.0.1",
     ),
     (
@@ -246,8 +271,8 @@ CASES = [
     ),
     (
         "container-has-healthcheck",
-        set_input("kong-kong", "healthcheck", None),
-        "kong-kong",
+        edit_service(KONG, lambda i: i["taskSpec"]["containerSpec"].pop("healthcheck")),
+        KONG,
         "container rag-infra-prod-kong has no health check",
     ),
     (
@@ -264,8 +289,8 @@ CASES = [
     ),
     (
         "container-no-plaintext-secret-env",
-        plaintext_envs("kong-kong", ["KONG_PG_PASSWORD=hunter2"]),
-        "kong-kong",
+        plaintext_envs(KONG, ["KONG_PG_PASSWORD=hunter2"]),
+        KONG,
         "container rag-infra-prod-kong sets KONG_PG_PASSWORD in plaintext; pass it from a Pulumi secret",
     ),
     (
@@ -352,7 +377,7 @@ def test_plaintext_rule_is_not_applicable_where_secrets_are_invisible(prod_run):
     from pulumi_policy import ResourceValidationArgs
 
     rule = next(p for p in POLICIES if p.name == "container-no-plaintext-secret-env")
-    kong = by_name(mutated(prod_run, plaintext_envs("kong-kong", ["KONG_PG_PASSWORD=x"])), "kong-kong")
+    kong = by_name(mutated(prod_run, plaintext_envs(KONG, ["KONG_PG_PASSWORD=x"])), KONG)
     args = ResourceValidationArgs(
         kong.typ, kong.inputs, "urn", kong.name, None, None, {"secretsVisible": False}
     )

@@ -12,7 +12,15 @@ from components.kong.cors import origin_allows_any_site
 from policies.check import evaluate, policy_settings
 from policies.pack import POLICIES
 from tests.harness import run_program
-from tests.policies.test_policies import by_name, drop, edit_kong_yml, mutated, set_input
+from tests.policies.test_policies import (
+    KONG,
+    by_name,
+    drop,
+    edit_kong_yml,
+    mutated,
+    publish_on_every_interface,
+    set_input,
+)
 
 COLLECTION = "qdrant-collection-docs_index_mxbai"
 MEMBER = {"qdrant-node": "qdrant-node-{}-service", "neon-storage-safekeeper": "neon-storage-safekeeper-{}"}
@@ -161,15 +169,22 @@ def prod_with_manager():
     ("port", "what"), [(8001, "admin API"), (8100, "status listener"), (8002, "Kong Manager")]
 )
 def test_every_kong_operator_port_must_stay_on_loopback(prod_with_manager, port, what):
-    def publish(run) -> None:
-        for entry in by_name(run, "kong-kong").inputs["ports"]:
-            if entry["internal"] == port:
-                entry["ip"] = "0.0.0.0"
-
     assert "kong-admin-loopback-only" not in rules_broken(prod_with_manager)
-    violations = evaluate(mutated(prod_with_manager, publish), "prod", "prod")
+    # The service publishes it (Swarm: on every interface of the node).
+    violations = evaluate(mutated(prod_with_manager, publish_on_every_interface(KONG, port)), "prod", "prod")
     assert [v.message for v in violations if v.rule == "kong-admin-loopback-only"] == [
         f"Kong's {what} (port {port}) is published on 0.0.0.0; use 127.0.0.1"
+    ]
+
+    # The forwarder publishes it on every interface instead of loopback.
+    def forward_everywhere(run) -> None:
+        for entry in by_name(run, "operator-access-container").inputs["ports"]:
+            if entry["internal"] == port:
+                entry.pop("ip")
+
+    violations = evaluate(mutated(prod_with_manager, forward_everywhere), "prod", "prod")
+    assert [v.message for v in violations if v.rule == "kong-admin-loopback-only"] == [
+        f"operator access publishes port {port} on 0.0.0.0; use 127.0.0.1"
     ]
 
 

@@ -35,7 +35,14 @@ def test_the_gate_runs_the_checks_after_every_tier_with_secret_inputs(program):
     assert environment["RAG_VERIFY_QDRANT_URL"] == run.outputs["qdrantUrl"]
     assert environment["RAG_VERIFY_KONG_JWT_CREDENTIALS"] == run.outputs["kongJwtCredentials"]
     assert gate.inputs["logging"] == "stderr"
-    assert run.depends_on["verification"] == {"neon", "qdrant", "kong", "postgres-migration"}
+    # The admin API the checks reach goes through the operator-access forwarder.
+    assert run.depends_on["verification"] == {
+        "neon",
+        "qdrant",
+        "kong",
+        "operator-access",
+        "postgres-migration",
+    }
     assert json.loads(run.outputs["verification"]) == {"ok": True, "checks": []}
     # Nothing secret travels on the command line.
     assert "generated-" not in create and "postgresql://" not in create

@@ -152,7 +152,7 @@ def kong_stack():
     """The prod render's kong.yml, its credentials and its Kong settings (named CORS origins)."""
     run = run_program("prod")
     uploads = unwrap_secrets(run.workload("rag-infra-prod-kong").inputs["uploads"])
-    kong_yml = next(u["content"] for u in uploads if u["file"] == "/kong/kong.yml")
+    kong_yml = next(u["content"] for u in uploads if u["file"] == "/run/secrets/kong.yml")
     settings = parse_settings(
         {"environment": "prod", "kong": {"cors": {"origins": ["https://dashboard.example.com"]}}},
         stack="prod",

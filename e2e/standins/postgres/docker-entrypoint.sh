@@ -1,9 +1,22 @@
 #!/bin/bash
-# First start: initdb as POSTGRES_USER with POSTGRES_PASSWORD (refused without one, as the
-# official image refuses), POSTGRES_DB created, every host allowed with scram-sha-256; then
-# the server in the foreground, as the postgres user, listening on every interface.
+# First start (POSTGRES_* or POSTGRES_*_FILE, read as the official file_env does): initdb as
+# POSTGRES_USER with POSTGRES_PASSWORD (refused without one, as the official image refuses),
+# POSTGRES_DB created, every host allowed with scram-sha-256; then the server in the foreground,
+# as the postgres user, listening on every interface.
 set -euo pipefail
 if [ "${1:-}" != postgres ]; then exec "$@"; fi
+# file_env, as the official entrypoint: POSTGRES_PASSWORD (and USER, DB) from a *_FILE.
+for var in POSTGRES_PASSWORD POSTGRES_USER POSTGRES_DB; do
+    file_var="${var}_FILE"
+    if [ -n "${!var:-}" ] && [ -n "${!file_var:-}" ]; then
+        echo >&2 "error: both $var and $file_var are set (but are exclusive)"
+        exit 1
+    fi
+    if [ -n "${!file_var:-}" ]; then
+        export "$var"="$(< "${!file_var}")"
+        unset "$file_var"
+    fi
+done
 if [ "$(id -u)" = 0 ]; then
     mkdir -p "$PGDATA" /var/run/postgresql
     chown -R postgres:postgres "$PGDATA" /var/run/postgresql
