@@ -373,6 +373,20 @@ MUTANTS = [
         "elif False:",
         POLICY_TESTS,
     ),
+    Mutant(
+        "a service that pauses on a failed rollout passes",
+        "policies/service_rules.py",
+        'if update.get("failureAction") != "rollback":',
+        "if False:",
+        POLICY_TESTS,
+    ),
+    Mutant(
+        "a service with a volume may start its new task first",
+        "policies/service_rules.py",
+        'if order != "stop-first":',
+        "if False:",
+        POLICY_TESTS,
+    ),
     # the Swarm services
     Mutant(
         "configs and secrets before the swarm",

@@ -1,6 +1,6 @@
 """Every rule of the pack, in one list (imported by __main__.py and policies.check)."""
 
-from policies import container_rules, kong_rules, neon_rules, qdrant_rules, stack_rules
+from policies import container_rules, kong_rules, neon_rules, qdrant_rules, service_rules, stack_rules
 
 PACK_NAME = "rag-infra-ha"
 POLICIES = [
@@ -8,5 +8,6 @@ POLICIES = [
     *neon_rules.POLICIES,
     *kong_rules.POLICIES,
     *container_rules.POLICIES,
+    *service_rules.POLICIES,
     *stack_rules.POLICIES,
 ]

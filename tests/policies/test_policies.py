@@ -294,6 +294,20 @@ CASES = [
         "container rag-infra-prod-kong sets KONG_PG_PASSWORD in plaintext; pass it from a Pulumi secret",
     ),
     (
+        "service-rolls-back-on-failure",
+        edit_service("qdrant-lb-service", lambda i: i["updateConfig"].update(failureAction="pause")),
+        "qdrant-lb-service",
+        "service rag-infra-prod-qdrant-lb has failure_action 'pause'; use rollback, so a failed "
+        "rollout undoes itself",
+    ),
+    (
+        "service-with-volume-stops-first",
+        edit_service("qdrant-node-1-service", lambda i: i["updateConfig"].update(order="start-first")),
+        "qdrant-node-1-service",
+        "service rag-infra-prod-qdrant-1 mounts a named volume and updates start-first: the new task "
+        "would run beside the old one on the same data; use stop-first",
+    ),
+    (
         "stack-quorum-spread-over-hosts",
         _all_on_one_host,
         "stack",
@@ -361,6 +375,22 @@ def test_two_hosts_cannot_spread_three_members_and_say_so():
     violations = evaluate(run_program("prod", overrides=hosts), "prod", "prod")
     assert {(v.rule, v.level) for v in violations} == {("stack-hosts-for-a-quorum", "advisory")}
     assert "runs on 2 Docker host(s)" in violations[0].message
+
+
+def test_a_service_that_pulumi_up_would_not_wait_for_is_reported(prod_run):
+    run = mutated(prod_run, edit_service("kong-kong-service", lambda i: i.pop("convergeConfig")))
+    assert [(v.rule, v.message) for v in evaluate(run, "prod", "prod")] == [
+        (
+            "service-rolls-back-on-failure",
+            "service rag-infra-prod-kong has no converge_config: pulumi up would not wait for it "
+            "or see a rollback",
+        )
+    ]
+
+
+def test_a_stateless_service_may_start_its_new_task_first(prod_run):
+    assert prod_run.named("qdrant-lb-service").plain("updateConfig")["order"] == "start-first"
+    assert "service-with-volume-stops-first" not in {v.rule for v in evaluate(prod_run, "prod", "prod")}
 
 
 def test_policy_config_files_resolve_levels_and_defaults():
