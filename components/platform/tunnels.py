@@ -2,9 +2,11 @@
 
     python -m components.platform.tunnels --stack prod [--run]
 
-The storage controller, the pageserver, each safekeeper's API and Kong's admin API listen on
-127.0.0.1 of the host they run on, so `pulumi up` (the Neon dynamic resources) and operators
-reach them through SSH port forwards from the machine that runs Pulumi. This prints one
+The storage controller, the pageserver and each safekeeper's API listen on 127.0.0.1 of the
+host they run on; Kong's admin and status ports on the first host's, where OperatorAccess
+publishes them (components/platform/operator_access.py: Swarm services cannot publish on
+loopback). So `pulumi up` (the Neon dynamic resources) and operators reach them through SSH
+port forwards from the machine that runs Pulumi. This prints one
 `ssh -f -N -L …` command per ssh:// host, forwarding each port to the same local port, as the
 stack's outputs name them; `--run` starts them (and fails on the first that cannot). The
 workflow in .github/workflows/pulumi.yml runs it before every preview and deploy.
