@@ -12,7 +12,7 @@ import time
 import psycopg
 import pytest
 
-from migration.postgres.catalog import RAG_TABLES, read_table
+from migration.postgres.catalog import RAG_TABLES, MigrationError, read_table
 from migration.postgres.engine import _prepare_bookkeeping, connect, migrate, table_checksum
 from migration.postgres.resource import PostgresMigrationProvider
 from migration.schema import apply_schema
@@ -383,6 +383,24 @@ def test_a_fault_at_a_commit_boundary_resumes_with_nothing_lost_or_doubled(sourc
     assert report.ok
     by_table = {t.table: t for t in report.tables}
     assert by_table["rag.query_log"].target_rows == 500 and by_table["rag.query_log"].checksum_match
+
+
+def test_a_started_table_changed_by_something_else_is_refused_on_resume(source, target):
+    """Rows that appear in a half-copied table between two runs are not this migration's: a
+    resume would verify a table it does not own. It stops and names the counts."""
+    _arm_fault(target, "after-data", 2, batch_rows=60)
+    with pytest.raises(psycopg.Error, match="injected fault"):
+        migrate(source, target, batch_rows=60, workers=1)
+    _disarm_fault(target)
+    with psycopg.connect(target) as conn:
+        copied = conn.execute("SELECT count(*) FROM rag.query_log").fetchone()[0]
+        conn.execute(
+            "INSERT INTO rag.query_log (ts, query, latency_ms, result_count) VALUES (now(), 'q', 1, 1)"
+        )
+    assert copied > 0
+    with pytest.raises(MigrationError, match=rf"target table rag.query_log holds {copied + 1} rows but this "
+                       rf"migration copied {copied}: it was changed by something else"):  # fmt: skip
+        migrate(source, target, batch_rows=60, workers=1)
 
 
 # -- refusals before the first write, Ctrl-C, progress after the copy ----------------------------
