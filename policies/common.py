@@ -69,9 +69,14 @@ def component(props: Mapping[str, Any]) -> str | None:
     return label(props, COMPONENT_LABEL)
 
 
-def _spec(props: Mapping[str, Any]) -> Mapping[str, Any]:
+def task_spec(props: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A service's task spec, secret wrappers removed; empty for a container."""
+    return plain(props.get("taskSpec")) or {}
+
+
+def container_spec(props: Mapping[str, Any]) -> Mapping[str, Any]:
     """A service's container spec; empty for a container."""
-    return (plain(props.get("taskSpec")) or {}).get("containerSpec") or {}
+    return task_spec(props).get("containerSpec") or {}
 
 
 def is_service(props: Mapping[str, Any]) -> bool:
@@ -106,7 +111,7 @@ def env_value(props: Mapping[str, Any]) -> Any:
 def envs(props: Mapping[str, Any]) -> list[str]:
     """`KEY=value` entries of a container or a service."""
     if is_service(props):
-        return [f"{k}={v}" for k, v in (_spec(props).get("env") or {}).items()]
+        return [f"{k}={v}" for k, v in (container_spec(props).get("env") or {}).items()]
     return [e for e in plain(props.get("envs")) or [] if isinstance(e, str)]
 
 
@@ -117,13 +122,13 @@ def uploads(props: Mapping[str, Any]) -> dict[str, str]:
 
 
 def healthcheck_tests(props: Mapping[str, Any]) -> list[str]:
-    check = _spec(props).get("healthcheck") if is_service(props) else plain(props.get("healthcheck"))
+    check = container_spec(props).get("healthcheck") if is_service(props) else plain(props.get("healthcheck"))
     return list((check or {}).get("tests") or [])
 
 
 def memory_limited(props: Mapping[str, Any]) -> bool:
     if is_service(props):
-        limits = ((plain(props.get("taskSpec")) or {}).get("resources") or {}).get("limits") or {}
+        limits = (task_spec(props).get("resources") or {}).get("limits") or {}
         return bool(limits.get("memoryBytes"))
     return bool(plain(props.get("memory")))
 
@@ -131,7 +136,7 @@ def memory_limited(props: Mapping[str, Any]) -> bool:
 def restarts(props: Mapping[str, Any]) -> str:
     """The restart policy's name: a container's `restart`, a service's restart condition."""
     if is_service(props):
-        policy = (plain(props.get("taskSpec")) or {}).get("restartPolicy") or {}
+        policy = task_spec(props).get("restartPolicy") or {}
         return policy.get("condition") or "any"  # Swarm's default
     return plain(props.get("restart")) or "no"  # the provider's default
 
@@ -141,7 +146,7 @@ def restarts_never(props: Mapping[str, Any]) -> bool:
 
 
 def image_of(props: Mapping[str, Any]) -> str:
-    return (_spec(props).get("image") if is_service(props) else plain(props.get("image"))) or ""
+    return (container_spec(props).get("image") if is_service(props) else plain(props.get("image"))) or ""
 
 
 def volume_mounts(props: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -149,7 +154,7 @@ def volume_mounts(props: Mapping[str, Any]) -> list[tuple[str, str]]:
     if is_service(props):
         return [
             (m.get("source"), m.get("target"))
-            for m in _spec(props).get("mounts") or []
+            for m in container_spec(props).get("mounts") or []
             if m.get("type", "volume") == "volume" and m.get("source")
         ]
     return [
@@ -163,7 +168,7 @@ def pinned_host(resource: Any) -> str | None:
     """Where a workload runs: a service's host-label constraint (`host <index>`, None when Swarm
     may place it anywhere), a container's provider host."""
     if is_service(resource.props):
-        placement = (plain(resource.props.get("taskSpec")) or {}).get("placement") or {}
+        placement = task_spec(resource.props).get("placement") or {}
         for constraint in placement.get("constraints") or []:
             match = HOST_CONSTRAINT.fullmatch(constraint.replace(" ", ""))
             if match:

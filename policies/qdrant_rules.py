@@ -16,6 +16,7 @@ from policies.common import (
     QDRANT_COLLECTION,
     WORKLOADS,
     component,
+    container_spec,
     containers_of,
     env_value,
     envs,
@@ -159,7 +160,7 @@ qdrant_p2p_port_unpublished = ResourceValidationPolicy(
 
 
 def _config_path(props) -> str | None:
-    args = list(((plain(props.get("taskSpec")) or {}).get("containerSpec") or {}).get("args") or [])
+    args = list(container_spec(props).get("args") or [])
     return args[args.index("--config-path") + 1] if "--config-path" in args[:-1] else None
 
 
@@ -170,7 +171,7 @@ def _api_key(args: ResourceValidationArgs, report: ReportViolation) -> None:
     keys = [e.split("=", 1)[1] for e in envs(args.props) if e.startswith(f"{API_KEY_ENV}=")]
     if is_service(args.props) and not keys:
         # A service reads its key from a Swarm secret layered in by --config-path.
-        spec = (plain(args.props.get("taskSpec")) or {}).get("containerSpec") or {}
+        spec = container_spec(args.props)
         path = _config_path(args.props)
         secret_files = {s.get("fileName") for s in spec.get("secrets") or []}
         config_files = {c.get("fileName") for c in spec.get("configs") or []}

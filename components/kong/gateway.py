@@ -12,7 +12,7 @@ from components.kong.config import render_kong_config
 from components.kong.settings import KongSettings
 from components.platform.hosts import DockerHosts
 from components.platform.jobs import OneShotJob, OneShotJobArgs
-from components.platform.operator_access import Forward
+from components.platform.operator_access import LOOPBACK, Forward
 from components.platform.postgres import PostgresContainerArgs, postgres_service
 from components.platform.secrets import secret_or_generated
 from components.platform.service import HealthCheck, ServiceFile, ServiceSpec
@@ -25,7 +25,6 @@ CONFIG_PATH = "/run/secrets/kong.yml"
 """The declarative file, a Swarm secret (it holds the consumers' JWT secret)."""
 PG_PASSWORD_FILE = "/run/secrets/kong-pg-password"  # noqa: S105 (a path)
 IMPORT_PATH = "/usr/local/kong/declarative.yml"  # the job writes it in KONG_PREFIX, the kong user's
-LOOPBACK = "127.0.0.1"  # where OperatorAccess publishes the admin ports
 KONG_ALIAS = "kong"
 DB_ALIAS = "kong-db"
 
@@ -148,12 +147,8 @@ class KongGateway(pulumi.ComponentResource):
         )
         self.operator_forwards = operator_forwards(settings)
 
-        public_host = hosts.reachable_host(0)
-        self.proxy_url = pulumi.Output.from_input(f"http://{public_host}:{settings.proxy_port}")
-        self.proxy_urls = [
-            pulumi.Output.from_input(f"http://{hosts.reachable_host(i)}:{settings.proxy_port}")
-            for i in range(hosts.host_count)
-        ]
+        self.proxy_urls = hosts.public_urls(settings.proxy_port)
+        self.proxy_url = self.proxy_urls[0]
         self.internal_url = pulumi.Output.from_input(f"http://{KONG_ALIAS}:{PROXY_PORT}")
         # Loopback of the first host (OperatorAccess): reach it there, or through an SSH tunnel.
         self.admin_url = pulumi.Output.from_input(f"http://{LOOPBACK}:{settings.admin_port}")

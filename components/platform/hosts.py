@@ -127,6 +127,13 @@ class DockerHosts(pulumi.ComponentResource):
         """The provider for each of `count` quorum members, round-robin over the hosts."""
         return [self.providers[slot] for slot in round_robin(count, len(self.providers))]
 
+    def public_urls(self, port: int) -> list[pulumi.Output[str]]:
+        """`http://<host>:<port>` on every host, for a service published there in host mode."""
+        return [
+            pulumi.Output.from_input(f"http://{self.reachable_host(i)}:{port}")
+            for i in range(self.host_count)
+        ]
+
     def url(self, index: int) -> str:
         """The Docker host URL of host `index`."""
         return self._args.hosts[index]

@@ -185,7 +185,6 @@ class SwarmService(pulumi.ComponentResource):
             data = content.apply(lambda text: base64.b64encode(text.encode()).decode())
             # The path it is mounted at: policies find a service's file by component and path.
             labels = {**args.labels, FILE_LABEL: file.path}
-            label_args = [docker.ServiceConfigLabelArgs(label=k, value=v) for k, v in labels.items()]
             if file.secret:
                 secret = docker.Secret(
                     f"{name}-secret-{index}",
@@ -206,7 +205,11 @@ class SwarmService(pulumi.ComponentResource):
                 )
             else:
                 config = docker.ServiceConfig(
-                    f"{name}-config-{index}", name=object_name_, data=data, labels=label_args, opts=child
+                    f"{name}-config-{index}",
+                    name=object_name_,
+                    data=data,
+                    labels=[docker.ServiceConfigLabelArgs(label=k, value=v) for k, v in labels.items()],
+                    opts=child,
                 )
                 configs.append(
                     docker.ServiceTaskSpecContainerSpecConfigArgs(

@@ -98,10 +98,7 @@ class QdrantCluster(pulumi.ComponentResource):
             parent=self,
         )
 
-        self.urls = [
-            pulumi.Output.from_input(f"http://{hosts.reachable_host(i)}:{settings.lb_port}")
-            for i in range(hosts.host_count)
-        ]
+        self.urls = hosts.public_urls(settings.lb_port)
         self.url = self.urls[0]
         self.grpc_url = pulumi.Output.from_input(f"http://{hosts.reachable_host(0)}:{settings.lb_grpc_port}")
         self.internal_url = pulumi.Output.from_input(f"http://{LB_ALIAS}:{REST_PORT}")
