@@ -1,11 +1,14 @@
-"""rag-infra: settings -> Docker hosts -> tiers -> migrations -> post-deploy checks -> exports."""
+"""rag-infra: settings -> Docker hosts -> operator access -> tiers -> migrations -> post-deploy
+checks -> exports."""
 
 import json
 
 import pulumi
 
 from components.kong.gateway import KongGateway, KongGatewayArgs
+from components.kong.gateway import operator_forwards as kong_forwards
 from components.neon.database import NeonDatabase, NeonDatabaseArgs
+from components.neon.storage import operator_forwards as neon_forwards
 from components.platform.app_env import app_env
 from components.platform.hosts import DockerHosts, DockerHostsArgs
 from components.platform.operator_access import OperatorAccess, OperatorAccessArgs
@@ -28,10 +31,29 @@ hosts = DockerHosts(
     ),
 )
 
+# The admin and operator ports no Swarm service may publish, on the manager's loopback. It
+# comes first: the Neon tier's own resources reach the storage APIs through it.
+forwards = [
+    *(neon_forwards(settings.neon) if settings.features.neon else []),
+    *(kong_forwards(settings.kong) if settings.features.kong_gateway else []),
+]
+operator_access = (
+    OperatorAccess(
+        "operator-access", OperatorAccessArgs(hosts=hosts, forwards=forwards, image=DEFAULT_NGINX_IMAGE)
+    )
+    if forwards
+    else None
+)
+
 neon = (
     NeonDatabase(
         "neon",
-        NeonDatabaseArgs(settings=settings.neon, hosts=hosts, password=settings.secrets.neon_password),
+        NeonDatabaseArgs(
+            settings=settings.neon,
+            hosts=hosts,
+            password=settings.secrets.neon_password,
+            operator_access=[operator_access] if operator_access else [],
+        ),
     )
     if settings.features.neon
     else None
@@ -52,16 +74,6 @@ kong = (
         KongGatewayArgs(settings=settings.kong, hosts=hosts, jwt_secret=settings.secrets.kong_jwt_secret),
     )
     if settings.features.kong_gateway
-    else None
-)
-
-# The admin ports no Swarm service may publish, on the manager's loopback.
-forwards = kong.operator_forwards if kong else []
-operator_access = (
-    OperatorAccess(
-        "operator-access", OperatorAccessArgs(hosts=hosts, forwards=forwards, image=DEFAULT_NGINX_IMAGE)
-    )
-    if forwards
     else None
 )
 

@@ -30,4 +30,5 @@ SECONDS=0
 venv/bin/python -m e2e.engine start "$RAG_E2E_DOCKER_DIR" >/dev/null
 venv/bin/python -m e2e.images "$RAG_E2E_DOCKER_DIR"
 echo "e2e: engine and stand-in images ready in ${SECONDS} s"
-venv/bin/python -m pytest -q -p no:cacheprovider e2e
+# Arguments (a test file, `-k`, `--durations=10`) replace the default of every e2e test.
+venv/bin/python -m pytest -q -p no:cacheprovider "${@:-e2e}"

@@ -23,14 +23,21 @@ from policies.program import stack_config
 
 @pytest.fixture(scope="module")
 def prod(engine: Engine) -> Iterator[Deployment]:
-    # One engine is one Swarm node: one LB task and one Kong task publish their ports there.
+    # One engine is one Swarm node: one LB, one Kong and one pooler task publish their ports there.
     config = stack_config("prod")[0]
     qdrant = {**config["rag-infra:qdrant"], "lbReplicas": 1}
     kong = {**config["rag-infra:kong"], "replicas": 1}
+    neon = {**config.get("rag-infra:neon", {}), "poolerReplicas": 1}
     deployment = deploy(
         engine,
         "prod",
-        {"dockerHosts": engine.host_urls(3), "verify": {"enabled": False}, "qdrant": qdrant, "kong": kong},
+        {
+            "dockerHosts": engine.host_urls(3),
+            "verify": {"enabled": False},
+            "qdrant": qdrant,
+            "kong": kong,
+            "neon": neon,
+        },
     )
     yield deployment
     deployment.destroy()

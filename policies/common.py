@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -12,10 +13,12 @@ from pulumi_policy.secret import Secret
 CONTAINER = "docker:index/container:Container"
 SERVICE = "docker:index/service:Service"
 WORKLOADS = (CONTAINER, SERVICE)
-SERVICE_FILES = ("docker:index/serviceConfig:ServiceConfig", "docker:index/secret:Secret")
-"""A service's files: each labelled with its component and its path (rag-infra.file)."""
 """What runs a long-running component: a plain container or a Swarm service. The helpers below
 read either; a rule that speaks of "containers" keeps its meaning on services."""
+SERVICE_CONFIG = "docker:index/serviceConfig:ServiceConfig"
+SERVICE_SECRET = "docker:index/secret:Secret"
+SERVICE_FILES = (SERVICE_CONFIG, SERVICE_SECRET)
+"""A service's files: each labelled with its component and its path (rag-infra.file)."""
 HOST_CONSTRAINT = re.compile(r"node\.labels\.rag-infra\.host\.(\d+)==true")
 REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
 QDRANT_COLLECTION = "pulumi-python:dynamic/qdrant:Collection"
@@ -113,6 +116,38 @@ def envs(props: Mapping[str, Any]) -> list[str]:
     if is_service(props):
         return [f"{k}={v}" for k, v in (container_spec(props).get("env") or {}).items()]
     return [e for e in plain(props.get("envs")) or [] if isinstance(e, str)]
+
+
+def aliases(props: Mapping[str, Any]) -> set[str]:
+    """The names a container or a service's tasks have on their networks."""
+    networks = (
+        task_spec(props).get("networksAdvanceds")
+        if is_service(props)
+        else plain(props.get("networksAdvanced"))
+    )
+    return {alias for network in networks or [] for alias in network.get("aliases") or []}
+
+
+def file_text(resources: Iterable[Any], workload: Any, path: str) -> str | None:
+    """The content of the file at `path` of a workload: uploaded into a container, or the Swarm
+    config or secret a service mounts there (found by the object name it references)."""
+    if not is_service(workload.props):
+        return uploads(workload.props).get(path)
+    spec = container_spec(workload.props)
+    wanted = [
+        (typ, ref.get(key))
+        for kind, typ, key in (
+            ("configs", SERVICE_CONFIG, "configName"),
+            ("secrets", SERVICE_SECRET, "secretName"),
+        )
+        for ref in spec.get(kind) or []
+        if ref.get("fileName") == path
+    ]
+    for resource in resources:
+        if (resource.resource_type, plain(resource.props.get("name"))) in wanted:
+            data = plain(resource.props.get("data"))
+            return base64.b64decode(data).decode() if isinstance(data, str) else None
+    return None
 
 
 def uploads(props: Mapping[str, Any]) -> dict[str, str]:

@@ -16,16 +16,18 @@ from pulumi_policy import (
 )
 
 from policies.common import (
-    CONTAINER,
+    WORKLOADS,
+    aliases,
     component,
     containers_of,
+    file_text,
     label_of,
     number,
     plain,
     port_ip,
     published_ports,
     short_of_odd_quorum,
-    uploads,
+    volume_mounts,
 )
 
 # Components whose data must survive a container, and where it lives.
@@ -71,14 +73,15 @@ neon_safekeepers_odd_at_least_3 = StackValidationPolicy(
 
 
 def _durable(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type != CONTAINER or component(args.props) not in DURABLE:
+    if args.resource_type not in WORKLOADS or component(args.props) not in DURABLE:
         return
     path = DURABLE[component(args.props)]
-    volumes = [v for v in plain(args.props.get("volumes")) or [] if v.get("containerPath") == path]
-    if not any(v.get("volumeName") or v.get("hostPath") for v in volumes):
+    binds = [v for v in plain(args.props.get("volumes")) or [] if v.get("hostPath")]
+    mounted = {target for _, target in volume_mounts(args.props)} | {v.get("containerPath") for v in binds}
+    if path not in mounted:
         report(
-            f"{component(args.props)} container {plain(args.props.get('name'))} "
-            f"keeps {path} outside a persistent volume"
+            f"{component(args.props)} {plain(args.props.get('name'))} keeps {path} "
+            "outside a persistent volume"
         )
 
 
@@ -94,15 +97,14 @@ neon_storage_on_persistent_volumes = ResourceValidationPolicy(
 def _compute_names_every_safekeeper(args: StackValidationArgs, report: ReportViolation) -> None:
     safekeepers = {
         alias
-        for container in containers_of(args.resources, "neon-safekeeper")
-        for network in plain(container.props.get("networksAdvanced")) or []
-        for alias in network.get("aliases") or []
+        for member in containers_of(args.resources, "neon-safekeeper")
+        for alias in aliases(member.props)
     }
     computes = containers_of(args.resources, "neon-compute")
     if not computes:
         args.not_applicable("no Neon compute in this stack")
     for compute in computes:
-        config = uploads(compute.props).get(COMPUTE_CONFIG)
+        config = file_text(args.resources, compute, COMPUTE_CONFIG)
         try:
             named = {c.split(":")[0] for c in json.loads(config)["spec"]["safekeeper_connstrings"]}
         except (TypeError, ValueError, KeyError):
@@ -122,12 +124,14 @@ neon_compute_names_every_safekeeper = StackValidationPolicy(
 
 
 def _storage_loopback(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type != CONTAINER or component(args.props) not in STORAGE_TIER:
+    # A service publishes on every interface of its node: any published port is a violation
+    # (operators reach the tier through OperatorAccess, on the first host's loopback).
+    if args.resource_type not in WORKLOADS or component(args.props) not in STORAGE_TIER:
         return
     for port in published_ports(args.props):
         if port_ip(port) != "127.0.0.1":
             report(
-                f"{component(args.props)} container {plain(args.props.get('name'))} publishes port "
+                f"{component(args.props)} {plain(args.props.get('name'))} publishes port "
                 f"{number(port.get('internal'))} on {port_ip(port)}; the storage tier is loopback-only"
             )
 

@@ -54,6 +54,15 @@ class RegisteredResource:
         return unwrap_secrets(self.inputs.get(key, default))
 
 
+def repo_digest(ref: str) -> str:
+    """What the Docker provider records for a pulled image: `<repository>@<digest>`, the tag
+    dropped, the digest the one the reference pins (a made-up one for a tag alone)."""
+    name, _, digest = ref.partition("@")
+    head, _, last = name.rpartition("/")
+    repository = f"{head}/{last.split(':')[0]}" if head else last.split(":")[0]
+    return f"{repository}@{digest or 'sha256:' + '0' * 64}"
+
+
 @dataclass
 class ProgramRun:
     """What one run of the program registered and exported."""
@@ -119,7 +128,8 @@ class ProgramRun:
     @property
     def workloads(self) -> list[RegisteredResource]:
         """Every long-running component, containers as registered and each Swarm service seen as
-        the container it runs (`name`, `labels`, `image`, `command` (its args), `envs`,
+        the container it runs (`name`, `labels`, `image`, `command` (its entrypoint, when it
+        replaces the image's, then its args), `envs`,
         `ports` {internal, external}, `networksAdvanced` aliases, `volumes`, `uploads` (its
         configs and secrets), `memory` MB, `healthcheck`), with the host it is pinned to."""
         return self.containers + [self._service_view(s) for s in self.services]
@@ -150,7 +160,7 @@ class ProgramRun:
             "name": service.inputs.get("name"),
             "labels": service.inputs.get("labels"),
             "image": spec.get("image"),
-            "command": spec.get("args"),
+            "command": [*(spec.get("commands") or []), *(spec.get("args") or [])] or None,
             "envs": [f"{k}={v}" for k, v in (spec.get("env") or {}).items()],
             "ports": [
                 {"internal": p["targetPort"], "external": p["publishedPort"]}
@@ -231,7 +241,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state["stdout"] = verified if " -m verify " in create else f"{args.name}-stdout"
         elif args.typ == "docker:index/remoteImage:RemoteImage":
             state["imageId"] = f"sha256:{args.name}"
-            state["repoDigest"] = f"{args.inputs.get('name')}@sha256:{'0' * 64}"
+            state["repoDigest"] = repo_digest(str(args.inputs.get("name")))
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs):

@@ -18,6 +18,7 @@ PINNED = {
     ("components.neon.tenant", "NeonTenantProvider"),
     ("components.neon.timeline", "NeonTimelineProvider"),
     ("components.qdrant.collection", "QdrantCollectionProvider"),
+    ("components.neon.safekeeper_gate", "SafekeeperReadyProvider"),
     ("components.qdrant.member_gate", "QdrantMemberReadyProvider"),
     ("migration.postgres.resource", "PostgresMigrationProvider"),
     ("migration.qdrant.resource", "QdrantMigrationProvider"),

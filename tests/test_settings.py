@@ -274,6 +274,8 @@ BOUNDARIES = [
     ({"qdrant": {"nodes": 4}}, False),
     ({"qdrant": {"lbReplicas": 1}}, True),
     ({"qdrant": {"lbReplicas": 0}}, False),
+    ({"neon": {"poolerReplicas": 1}}, True),
+    ({"neon": {"poolerReplicas": 0}}, False),
     ({"qdrant": {"lbPort": 65535}}, True),
     ({"qdrant": {"lbPort": 65536}}, False),
     ({"qdrant": {"lbPort": 1}}, True),

@@ -9,18 +9,24 @@ HOSTS = ["ssh://deploy@docker-1.example.internal", "ssh://deploy@docker-2.exampl
          "ssh://deploy@docker-3.example.internal"]  # fmt: skip
 
 
-def test_each_port_is_forwarded_from_the_host_it_is_published_on():
+def test_every_operator_port_is_forwarded_from_the_first_host():
+    """OperatorAccess publishes them all on the first host's loopback, whatever host a member
+    runs on; a port on the first host is reached with its own port number (and `-p` kept)."""
+    hosts = [HOSTS[1], HOSTS[0], HOSTS[2]]
     settings = parse_settings(
-        {"dockerHosts": HOSTS, "neon": {"safekeepers": 3}, "kong": {"cors": {"origins": ["*"]}}}, stack="prod"
+        {"dockerHosts": hosts, "neon": {"safekeepers": 3}, "kong": {"cors": {"origins": ["*"]}}}, stack="prod"
     )
-    assert forwards(settings) == {
-        HOSTS[0]: [1234, 6400, 7676, 8001, 8100, 9898],
-        HOSTS[1]: [7677],
-        HOSTS[2]: [7678],
-    }
-    second = ssh_commands(settings)[1]
-    assert second[-1] == "deploy@docker-2.example.internal" and second[second.index("-p") + 1] == "2222"
-    assert "127.0.0.1:7677:127.0.0.1:7677" in second
+    assert forwards(settings) == {hosts[0]: [1234, 6400, 7676, 7677, 7678, 8001, 8100, 9898]}
+    (command,) = ssh_commands(settings)
+    assert command[-1] == "deploy@docker-2.example.internal" and command[command.index("-p") + 1] == "2222"
+    assert "127.0.0.1:7678:127.0.0.1:7678" in command
+
+
+def test_only_the_enabled_tiers_ports():
+    settings = parse_settings(
+        {"dockerHosts": HOSTS, "features": {"kongGateway": False}, "neon": {"safekeepers": 1}}, stack="prod"
+    )
+    assert forwards(settings) == {HOSTS[0]: [1234, 6400, 7676, 9898]}
 
 
 def test_local_hosts_need_no_tunnel():
@@ -30,7 +36,7 @@ def test_local_hosts_need_no_tunnel():
 def test_the_command_prints_the_prod_tunnels(capsys):
     assert main(["--stack", "prod"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 3 and all(line.startswith("ssh -f -N -o ExitOnForwardFailure=yes") for line in lines)
+    assert len(lines) == 1 and all(line.startswith("ssh -f -N -o ExitOnForwardFailure=yes") for line in lines)
 
 
 def test_an_unknown_stack_is_one_line(capsys):

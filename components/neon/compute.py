@@ -1,28 +1,29 @@
-"""NeonCompute: one Postgres compute (compute_ctl) for one Neon timeline."""
+"""NeonCompute: one Postgres compute (compute_ctl) for one Neon timeline, as a Swarm service."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_docker as docker
 
 from components.neon.config import COMPUTE_PG_PORT
 from components.platform.hosts import DockerHosts
+from components.platform.service import HealthCheck, ServiceFile, ServiceSpec, SwarmService
 
 CONFIG_PATH = "/var/db/postgres/configs/config.json"
 
 
 @dataclass(frozen=True, kw_only=True)
 class ComputeImageArgs:
-    """Where a container of the compute image runs and how it is reached."""
+    """Where a service of the compute image runs and how it is reached."""
 
     hosts: DockerHosts
     image: str
     alias: str
     """DNS name on the stack network (`neon-compute`, `neon-compute-<branch>`, `neon-pooler`)."""
     port: int
-    """Host port it is published on."""
+    """Host port it is published on (host mode: on the nodes that run one of its tasks)."""
     memory_mb: int | None = None
 
 
@@ -34,44 +35,47 @@ class NeonComputeArgs(ComputeImageArgs):
     """`render_compute_config(...)` over outputs; secret (it holds the role's password verifier)."""
 
 
-def compute_image_container(
+def compute_image_service(
     parent: pulumi.Resource,
     name: str,
     args: ComputeImageArgs,
     *,
+    program: str,
     internal_port: int,
-    command: list[str],
-    uploads: list[docker.ContainerUploadArgs],
+    files: Sequence[ServiceFile],
     component: str,
-    entrypoints: list[str] | None = None,
+    args_: Sequence[str] | None = None,
+    command: Sequence[str] | None = None,
+    replicas: int = 1,
+    exclusive: bool = False,
     ready_user: str | None = None,
-) -> docker.Container:
-    """A container of the compute image on the stack network, published on `args.port`,
-    ready when `pg_isready` answers on `internal_port` (the image has no curl, but pg_isready)."""
+    depends_on: Sequence[pulumi.Resource] = (),
+) -> SwarmService:
+    """A service of the compute image on the stack network, published on `args.port`, healthy
+    when `pg_isready` answers on `internal_port` (the image has no curl, but pg_isready). It
+    holds no data: Swarm starts it again on any node when its node fails. The service is
+    `<name>-<program>`."""
     hosts = args.hosts
-    child = pulumi.ResourceOptions(parent=parent, provider=hosts.providers[0])
-    image = hosts.pull(f"{name}-image", args.image, child)
     ready = ["CMD", "/usr/local/bin/pg_isready", "-h", "localhost", "-p", str(internal_port)]
-    return docker.Container(
-        f"{name}-container",
-        name=f"{hosts.prefix}-{args.alias}",
-        image=image.image_id,
-        entrypoints=entrypoints,
-        command=command,
-        uploads=uploads,
-        ports=[docker.ContainerPortArgs(internal=internal_port, external=args.port)],
-        networks_advanced=hosts.attach(args.alias),
-        restart="always",
-        memory=args.memory_mb,
-        healthcheck=docker.ContainerHealthcheckArgs(
-            tests=[*ready, "-U", ready_user] if ready_user else ready,
-            interval="10s",
-            timeout="5s",
-            retries=6,
-            start_period="60s",
+    return hosts.service(
+        f"{name}-{program}",
+        ServiceSpec(
+            alias=args.alias,
+            component=component,
+            image=hosts.image_ref(f"{name}-image", args.image, parent),
+            command=command,
+            args=args_,
+            files=files,
+            replicas=replicas,
+            exclusive=exclusive,
+            ports={internal_port: args.port},
+            memory_mb=args.memory_mb,
+            health=HealthCheck(
+                [*ready, "-U", ready_user] if ready_user else ready, retries=6, start_period="60s"
+            ),
         ),
-        labels=hosts.labels(component),
-        opts=child,
+        parent=parent,
+        depends_on=depends_on,
     )
 
 
@@ -79,19 +83,20 @@ class NeonCompute(pulumi.ComponentResource):
     """compute_ctl: syncs the safekeepers, fetches a basebackup from the pageserver and runs
     Postgres. Every start is a fresh start, so it needs no volume (facts/neon.md §2)."""
 
-    container: docker.Container
+    service: SwarmService
 
     def __init__(self, name: str, args: NeonComputeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("rag-infra:index:NeonCompute", name, None, opts)
         hosts = args.hosts
-        self.container = compute_image_container(
+        self.service = compute_image_service(
             self,
             name,
             args,
+            program="postgres",
             internal_port=COMPUTE_PG_PORT,
             # The image's entrypoint is compute_ctl; cloud_admin is trusted on localhost by the
             # pg_hba.conf that comes with the basebackup.
-            command=[
+            args_=[
                 "--pgdata",
                 "/var/db/postgres/compute",
                 "--connstr",
@@ -103,10 +108,11 @@ class NeonCompute(pulumi.ComponentResource):
                 "--config",
                 CONFIG_PATH,
             ],
-            uploads=[
-                docker.ContainerUploadArgs(file=CONFIG_PATH, content=pulumi.Output.secret(args.config_json))
-            ],
+            files=[ServiceFile(CONFIG_PATH, pulumi.Output.secret(args.config_json), secret=True)],
             component="neon-compute",
+            # One writer per timeline: two computes would fight over the safekeepers' term,
+            # so an update stops the old one before the new one starts.
+            exclusive=True,
             ready_user="cloud_admin",
         )
         self.register_outputs({"alias": args.alias, "port": args.port})

@@ -75,6 +75,15 @@ class RemoteStorage:
         }
 
 
+def render_aws_credentials(access_key_id: str, secret_access_key: str) -> str:
+    """An AWS shared credentials file with the `default` profile: the S3 key pair of the
+    pageserver and the safekeepers, mounted as a Swarm secret."""
+    for what, value in (("access key id", access_key_id), ("secret access key", secret_access_key)):
+        if not value or any(c in value for c in "\r\n[]"):
+            raise ValueError(f"an S3 {what} must be one non-empty line without brackets")
+    return f"[default]\naws_access_key_id = {access_key_id}\naws_secret_access_key = {secret_access_key}\n"
+
+
 def render_pageserver_toml(storage: RemoteStorage) -> str:
     """pageserver.toml with a real storage controller (no emergency mode, facts §7.1, §7.6)."""
     return render_toml(

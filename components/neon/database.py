@@ -3,6 +3,7 @@ computes and the RAG schema."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -41,10 +42,15 @@ class NeonDatabaseArgs:
     hosts: DockerHosts
     password: pulumi.Output[str] | None
     """Configured `neonPassword` of the database user; generated when None."""
+    operator_access: Sequence[pulumi.Resource] = ()
+    """What publishes the storage tier's operator ports (OperatorAccess, with
+    `operator_forwards`): the tenant, timeline and gate resources reach the APIs there."""
 
 
-def _dsn(user: str, password: str, host: str, port: int, database: str) -> str:
-    return f"postgresql://{user}:{quote(password, safe='')}@{host}:{port}/{database}"
+def _dsn(user: str, password: str, hosts: Sequence[str], port: int, database: str) -> str:
+    """A libpq URI; with several hosts, clients try each in turn (libpq's multi-host URIs)."""
+    netloc = ",".join(f"{host}:{port}" for host in hosts)
+    return f"postgresql://{user}:{quote(password, safe='')}@{netloc}/{database}"
 
 
 class NeonDatabase(pulumi.ComponentResource):
@@ -62,9 +68,7 @@ class NeonDatabase(pulumi.ComponentResource):
         super().__init__("rag-infra:index:NeonDatabase", name, None, opts)
         settings, hosts = args.settings, args.hosts
         child = pulumi.ResourceOptions(parent=self)
-        self.storage = NeonStorage(f"{name}-storage", NeonStorageArgs(settings=settings, hosts=hosts), child)
         password = secret_or_generated(f"{name}-password", args.password, parent=self)
-        controller_url = self.storage.controller_url
 
         def hex_id(what: str, keepers: dict[str, pulumi.Input[str]] | None = None) -> pulumi.Output[str]:
             # 32 lowercase hex characters, kept in state so every run targets the same ids; a
@@ -74,22 +78,12 @@ class NeonDatabase(pulumi.ComponentResource):
 
         tenant_id = hex_id("tenant")
         self.tenant_id = tenant_id
-        self.tenant = NeonTenant(
-            f"{name}-tenant",
-            NeonTenantArgs(
-                controller_url=controller_url, tenant_id=tenant_id, pitr_interval=settings.pitr_retention
-            ),
-            pulumi.ResourceOptions(
-                parent=self,
-                depends_on=[self.storage.pageserver, self.storage.controller, *self.storage.safekeepers],
-            ),
-        )
-        timelines: dict[str, NeonTimeline] = {}
-        timeline_ids: dict[str, pulumi.Output[str]] = {}
-        for branch_name, parent, lsn, timestamp in [
+        branches = [
             ("main", None, None, None),
             *((b.name, b.parent, b.lsn, b.timestamp) for b in settings.branches),
-        ]:
+        ]
+        timeline_ids: dict[str, pulumi.Output[str]] = {}
+        for branch_name, parent, lsn, timestamp in branches:
             # main is never re-created (NeonTimeline refuses it); a branch is, when it moves.
             keepers = (
                 {"parent": timeline_ids[parent], "lsn": lsn or "", "timestamp": timestamp or ""}
@@ -97,6 +91,37 @@ class NeonDatabase(pulumi.ComponentResource):
                 else None
             )
             timeline_ids[branch_name] = hex_id(f"timeline-{branch_name}", keepers)
+        self.timeline_ids = pulumi.Output.all(**timeline_ids)
+
+        self.storage = NeonStorage(
+            f"{name}-storage",
+            NeonStorageArgs(
+                settings=settings,
+                hosts=hosts,
+                tenant_id=tenant_id,
+                timeline_ids=self.timeline_ids,
+                operator_access=args.operator_access,
+            ),
+            child,
+        )
+        controller_url = self.storage.controller_url
+        self.tenant = NeonTenant(
+            f"{name}-tenant",
+            NeonTenantArgs(
+                controller_url=controller_url, tenant_id=tenant_id, pitr_interval=settings.pitr_retention
+            ),
+            pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[
+                    self.storage.pageserver,
+                    self.storage.controller,
+                    *self.storage.safekeeper_gates,
+                    *args.operator_access,
+                ],
+            ),
+        )
+        timelines: dict[str, NeonTimeline] = {}
+        for branch_name, parent, lsn, timestamp in branches:
             timelines[branch_name] = NeonTimeline(
                 f"{name}-timeline-{branch_name}",
                 NeonTimelineArgs(
@@ -160,37 +185,40 @@ class NeonDatabase(pulumi.ComponentResource):
                     port=settings.pooler_port,
                     memory_mb=settings.memory_mb,
                 ),
+                replicas=settings.pooler_replicas or hosts.host_count,
                 ini=render_pgbouncer_ini(settings.database),
                 userlist=pulumi.Output.all(password, salt).apply(
                     lambda values: render_pgbouncer_userlist(settings.user, scram_verifier(*values))
                 ),
             ),
-            pulumi.ResourceOptions(parent=self, depends_on=[self.computes["main"].container]),
+            pulumi.ResourceOptions(parent=self, depends_on=[self.computes["main"].service]),
         )
 
-        public_host = hosts.reachable_host(0)
+        # A compute or pooler task answers on the host Swarm runs it on, and a compute moves
+        # when its host fails: the URLs name every host, and libpq tries them in turn.
+        public_hosts = list(dict.fromkeys(hosts.reachable_host(i) for i in range(hosts.host_count)))
         self.database_url = pulumi.Output.secret(
             password.apply(
-                lambda p: _dsn(settings.user, p, public_host, settings.compute_port, settings.database)
+                lambda p: _dsn(settings.user, p, public_hosts, settings.compute_port, settings.database)
             )
         )
         self.internal_url = pulumi.Output.secret(
             password.apply(
-                lambda p: _dsn(settings.user, p, COMPUTE_ALIAS, COMPUTE_PG_PORT, settings.database)
+                lambda p: _dsn(settings.user, p, [COMPUTE_ALIAS], COMPUTE_PG_PORT, settings.database)
             )
         )
         self.pooled_url = pulumi.Output.secret(
             password.apply(
-                lambda p: _dsn(settings.user, p, public_host, settings.pooler_port, settings.database)
+                lambda p: _dsn(settings.user, p, public_hosts, settings.pooler_port, settings.database)
             )
         )
         self.internal_pooled_url = pulumi.Output.secret(
-            password.apply(lambda p: _dsn(settings.user, p, POOLER_ALIAS, POOLER_PORT, settings.database))
+            password.apply(lambda p: _dsn(settings.user, p, [POOLER_ALIAS], POOLER_PORT, settings.database))
         )
         self.branch_urls = pulumi.Output.secret(
             password.apply(
                 lambda p: {
-                    b.name: _dsn(settings.user, p, public_host, b.compute_port, settings.database)
+                    b.name: _dsn(settings.user, p, public_hosts, b.compute_port, settings.database)
                     for b in settings.branches
                     if b.compute and b.compute_port
                 }
@@ -199,10 +227,9 @@ class NeonDatabase(pulumi.ComponentResource):
         self.schema = RagSchema(
             f"{name}-schema",
             RagSchemaArgs(dsn=self.database_url, versions=schema_fingerprint()),
-            pulumi.ResourceOptions(parent=self, depends_on=[self.computes["main"].container]),
+            pulumi.ResourceOptions(parent=self, depends_on=[self.computes["main"].service]),
         )
         self.status_urls = self.storage.status_urls
-        self.timeline_ids = pulumi.Output.all(**timeline_ids)
         self.register_outputs(
             {
                 "tenantId": self.tenant_id,

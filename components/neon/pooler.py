@@ -1,8 +1,9 @@
 """NeonPooler: pgbouncer beside the main compute, from the compute image itself.
 
 The compute image ships pgbouncer 1.24.1 at /usr/local/bin/pgbouncer, but only Neon's VM image
-starts it (compute/compute-node.Dockerfile, vm-image-spec-*.yaml): here it is its own container,
-published on `neon.poolerPort`, transaction pooling, SCRAM against the role's stored verifier.
+starts it (compute/compute-node.Dockerfile, vm-image-spec-*.yaml): here it is its own Swarm
+service, by default one task per host (at most one per node), published on `neon.poolerPort` in host mode
+so every host answers; transaction pooling, SCRAM against the role's stored verifier.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_docker as docker
 
-from components.neon.compute import ComputeImageArgs, compute_image_container
+from components.neon.compute import ComputeImageArgs, compute_image_service
 from components.neon.config import POOLER_DIR, POOLER_PORT
+from components.platform.service import ServiceFile, SwarmService
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class NeonPoolerArgs:
 
     container: ComputeImageArgs
     """Hosts, the compute image (it carries pgbouncer), alias, published port, memory."""
+    replicas: int
     ini: str
     """`render_pgbouncer_ini(...)`."""
     userlist: pulumi.Output[str]
@@ -31,25 +33,25 @@ class NeonPoolerArgs:
 class NeonPooler(pulumi.ComponentResource):
     """pgbouncer in front of the main compute."""
 
-    container: docker.Container
+    service: SwarmService
 
     def __init__(self, name: str, args: NeonPoolerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("rag-infra:index:NeonPooler", name, None, opts)
-        self.container = compute_image_container(
+        self.service = compute_image_service(
             self,
             name,
             args.container,
+            program="pgbouncer",
             internal_port=POOLER_PORT,
             # The image's user is postgres (pgbouncer refuses to run as root); its entrypoint
             # is compute_ctl, replaced here.
-            entrypoints=["/usr/local/bin/pgbouncer"],
-            command=[f"{POOLER_DIR}/pgbouncer.ini"],
-            uploads=[
-                docker.ContainerUploadArgs(file=f"{POOLER_DIR}/pgbouncer.ini", content=args.ini),
-                docker.ContainerUploadArgs(
-                    file=f"{POOLER_DIR}/userlist.txt", content=pulumi.Output.secret(args.userlist)
-                ),
+            command=["/usr/local/bin/pgbouncer"],
+            args_=[f"{POOLER_DIR}/pgbouncer.ini"],
+            files=[
+                ServiceFile(f"{POOLER_DIR}/pgbouncer.ini", args.ini),
+                ServiceFile(f"{POOLER_DIR}/userlist.txt", pulumi.Output.secret(args.userlist), secret=True),
             ],
+            replicas=args.replicas,
             component="neon-pooler",
         )
         self.register_outputs({"alias": args.container.alias, "port": args.container.port})

@@ -87,6 +87,9 @@ class NeonSettings(ConfigModel):
     safekeeper_http_port: PORT = 7676
     pooler_port: PORT = 6432
     """pgbouncer beside the main compute (transaction pooling): output neonPooledUrl."""
+    pooler_replicas: optional(whole(1)) = None
+    """pgbouncer tasks, at most one per Swarm node (each publishes poolerPort in host mode);
+    default: one per entry of dockerHosts."""
     database: _IDENTIFIER = "rag"
     user: _IDENTIFIER = "rag"
     pitr_retention: text(_HUMANTIME, "a duration like '30 days'") = "30 days"

@@ -1,18 +1,22 @@
-"""NeonStorage: Neon's storage tier on Docker, run with a storage controller.
+"""NeonStorage: Neon's storage tier as Swarm services, run with a storage controller.
 
 MinIO (and its bucket) -> controller Postgres -> storage controller (+ its compute-notification
-endpoint) -> storage broker -> pageserver -> safekeepers. Neon's own docker-compose runs the
-pageserver in emergency mode without a controller, which its README says is not a usable
-system (facts/neon.md §7); this tier runs the controller. Nothing here is published on 0.0.0.0:
-the operator ports are on the hosts' loopback.
+endpoint) -> storage broker -> pageserver -> safekeepers, one at a time. Neon's own
+docker-compose runs the pageserver in emergency mode without a controller, which its README
+says is not a usable system (facts/neon.md §7); this tier runs the controller.
+
+Members with data (MinIO, the controller's database, the pageserver, each safekeeper) are pinned
+to the host of their volume; the broker, the controller and the notify endpoint hold nothing
+and go wherever Swarm puts them. No service publishes a port: the operator ports are forwarded
+by OperatorAccess on the first host's loopback (`operator_forwards`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_docker as docker
 
 from components.neon.config import (
     BROKER_ALIAS,
@@ -27,6 +31,7 @@ from components.neon.config import (
     PAGESERVER_HTTP_PORT,
     PAGESERVER_PG_PORT,
     RemoteStorage,
+    render_aws_credentials,
     render_identity_toml,
     render_metadata_json,
     render_notify_conf,
@@ -34,12 +39,15 @@ from components.neon.config import (
     safekeeper_alias,
     safekeeper_command,
 )
+from components.neon.safekeeper_gate import SafekeeperReady, SafekeeperReadyArgs
 from components.neon.settings import NeonSettings
-from components.platform.hosts import DockerHosts
+from components.platform.hosts import DockerHosts, round_robin
 from components.platform.jobs import OneShotJob, OneShotJobArgs
-from components.platform.postgres import DATA_PATH, PostgresContainerArgs, postgres_container
+from components.platform.operator_access import Forward
+from components.platform.postgres import DATA_PATH, PostgresContainerArgs, postgres_service
 from components.platform.probes import bash_http_probe
 from components.platform.secrets import secret_or_generated
+from components.platform.service import HealthCheck, Mount, ServiceFile, ServiceSpec, SwarmService
 from components.platform.settings import DEFAULT_NGINX_IMAGE, DEFAULT_POSTGRES_IMAGE
 
 LOOPBACK = "127.0.0.1"
@@ -47,6 +55,43 @@ MINIO_USER = "neon"
 CONTROLLER_DB_ALIAS = "storage-controller-db"
 CONTROLLER_DB = "storage_controller"
 PAGESERVER_WORKDIR = "/data/.neon"
+S3_CREDENTIALS_FILE = "/run/secrets/aws-credentials"
+"""The S3 key pair as an AWS shared credentials file: the pageserver's and safekeepers' S3
+client falls back to it when no AWS_* variable is set (libs/remote_storage/src/s3_bucket.rs:
+environment, then the profile file that AWS_SHARED_CREDENTIALS_FILE names)."""
+MINIO_PASSWORD_FILE = "/run/secrets/minio-root-password"  # noqa: S105 (a path)
+"""MinIO reads MINIO_ROOT_PASSWORD_FILE at start (cmd/common-main.go loadEnvVarsFromFiles)."""
+CONTROLLER_DB_URL_FILE = "/run/secrets/storage-controller-database-url"
+"""The controller takes its database URL only from `--database-url` or DATABASE_URL
+(storage_controller/src/main.rs): a shell reads this secret into its environment at start."""
+
+
+def operator_forwards(settings: NeonSettings) -> list[Forward]:
+    """The storage tier's operator ports, as OperatorAccess publishes them on the first host:
+    the controller's API (the tenant and timeline resources use it), the pageserver's HTTP and
+    libpq ports, and each safekeeper's API (timeline deletion, the rollout gates)."""
+    port = settings.safekeeper_http_port
+    return [
+        Forward(CONTROLLER_PORT, CONTROLLER_ALIAS, CONTROLLER_PORT, "Neon storage controller API"),
+        Forward(PAGESERVER_HTTP_PORT, PAGESERVER_ALIAS, PAGESERVER_HTTP_PORT, "pageserver HTTP API"),
+        Forward(settings.pageserver_pg_port, PAGESERVER_ALIAS, PAGESERVER_PG_PORT, "pageserver libpq"),
+        *(
+            Forward(port + i, safekeeper_alias(i), port, f"safekeeper {i} HTTP API")
+            for i in range(settings.safekeepers)
+        ),
+    ]
+
+
+def controller_entrypoint(args: Sequence[str]) -> list[str]:
+    """`storage_controller args…` with DATABASE_URL read from its secret file first; the
+    command line of the running process then carries no password."""
+    # A plain assignment fails with its command substitution: an unreadable secret stops the
+    # task here (Swarm restarts it) instead of starting the controller without a database.
+    script = (
+        f'DATABASE_URL="$(cat {CONTROLLER_DB_URL_FILE})" || exit 1; export DATABASE_URL; '
+        'exec /usr/local/bin/storage_controller "$@"'
+    )
+    return ["/bin/sh", "-c", script, "storage_controller", *args]
 
 
 @dataclass(frozen=True)
@@ -55,6 +100,12 @@ class NeonStorageArgs:
 
     settings: NeonSettings
     hosts: DockerHosts
+    tenant_id: pulumi.Input[str]
+    timeline_ids: pulumi.Input[dict]
+    """Ids of the tenant's timelines (drawn before the timelines exist): what each safekeeper's
+    rollout gate checks it has caught up on."""
+    operator_access: Sequence[pulumi.Resource] = ()
+    """What publishes the operator ports (OperatorAccess): the gates reach the safekeepers there."""
 
 
 class NeonStorage(pulumi.ComponentResource):
@@ -63,9 +114,10 @@ class NeonStorage(pulumi.ComponentResource):
     controller_url: pulumi.Output[str]
     status_urls: pulumi.Output[dict]
     safekeeper_api_urls: list[str]
-    pageserver: docker.Container
-    safekeepers: list[docker.Container]
-    controller: docker.Container
+    pageserver: SwarmService
+    safekeepers: list[SwarmService]
+    safekeeper_gates: list[SafekeeperReady]
+    controller: SwarmService
 
     def __init__(self, name: str, args: NeonStorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("rag-infra:index:NeonStorage", name, None, opts)
@@ -73,112 +125,110 @@ class NeonStorage(pulumi.ComponentResource):
         settings, hosts = args.settings, args.hosts
         self._hosts = hosts
         self._settings = settings
-        self._images: dict[tuple[int, str], docker.RemoteImage] = {}
-        main_host = pulumi.ResourceOptions(parent=self, provider=hosts.providers[0])
+        self._images: dict[str, pulumi.Output[str]] = {}
         storage = RemoteStorage(bucket=settings.object_storage.bucket, region=settings.object_storage.region)
 
         minio_password = secret_or_generated(f"{name}-minio-password", None, parent=self)
-        self.s3_envs = [
-            f"AWS_ACCESS_KEY_ID={MINIO_USER}",
-            minio_password.apply(lambda p: f"AWS_SECRET_ACCESS_KEY={p}"),
-        ]
-        minio, bucket = self._object_storage(minio_password, main_host)
-        controller = self._controller(main_host)
-        broker = docker.Container(
+        s3_credentials = ServiceFile(
+            S3_CREDENTIALS_FILE,
+            minio_password.apply(lambda p: render_aws_credentials(MINIO_USER, p)),
+            secret=True,
+        )
+        s3_env = {"AWS_SHARED_CREDENTIALS_FILE": S3_CREDENTIALS_FILE}
+        minio, bucket = self._object_storage(minio_password)
+        controller = self._controller()
+        broker = hosts.service(
             f"{name}-broker",
-            name=f"{hosts.prefix}-{BROKER_ALIAS}",
-            image=self._image(0, settings.storage_image),
-            command=["/usr/local/bin/storage_broker", f"--listen-addr=0.0.0.0:{BROKER_PORT}"],
-            networks_advanced=hosts.attach(BROKER_ALIAS),
-            restart="always",
-            memory=settings.memory_mb,
-            healthcheck=self._http_check(BROKER_PORT, "/status"),
-            labels=hosts.labels("neon-storage-broker"),
-            opts=main_host,
-        )
-        self.pageserver = docker.Container(
-            f"{name}-pageserver",
-            name=f"{hosts.prefix}-{PAGESERVER_ALIAS}",
-            image=self._image(0, settings.storage_image),
-            command=["/usr/local/bin/pageserver", "-D", PAGESERVER_WORKDIR],
-            envs=self.s3_envs,
-            uploads=[
-                docker.ContainerUploadArgs(
-                    file=f"{PAGESERVER_WORKDIR}/pageserver.toml",
-                    content=render_pageserver_toml(storage),
-                ),
-                docker.ContainerUploadArgs(
-                    file=f"{PAGESERVER_WORKDIR}/identity.toml", content=render_identity_toml()
-                ),
-                docker.ContainerUploadArgs(
-                    file=f"{PAGESERVER_WORKDIR}/metadata.json",
-                    content=render_metadata_json(),
-                ),
-            ],
-            volumes=[self._volume("pageserver", "/data", 0)],
-            ports=[
-                docker.ContainerPortArgs(
-                    internal=PAGESERVER_HTTP_PORT, external=PAGESERVER_HTTP_PORT, ip=LOOPBACK
-                ),
-                docker.ContainerPortArgs(
-                    internal=PAGESERVER_PG_PORT, external=settings.pageserver_pg_port, ip=LOOPBACK
-                ),
-            ],
-            networks_advanced=hosts.attach(PAGESERVER_ALIAS),
-            restart="always",
-            memory=settings.memory_mb,
-            # The HTTP API starts only after re-attach with the controller has succeeded.
-            healthcheck=self._http_check(PAGESERVER_HTTP_PORT, "/v1/status"),
-            wait=True,
-            wait_timeout=180,
-            labels=hosts.labels("neon-pageserver"),
-            opts=pulumi.ResourceOptions.merge(
-                main_host,
-                pulumi.ResourceOptions(
-                    depends_on=[controller, broker, bucket, minio],
-                    # Two pageservers on one bucket prefix in one generation is the split brain
-                    # generations exist to prevent: never create the new one first.
-                    delete_before_replace=True,
-                ),
+            ServiceSpec(
+                alias=BROKER_ALIAS,
+                component="neon-storage-broker",
+                image=self._image(settings.storage_image),
+                command=["/usr/local/bin/storage_broker", f"--listen-addr=0.0.0.0:{BROKER_PORT}"],
+                memory_mb=settings.memory_mb,
+                health=self._http_check(BROKER_PORT, "/status"),
             ),
+            parent=self,
         )
-        self.safekeepers = []
-        for index, provider in enumerate(hosts.placement(settings.safekeepers)):
-            host_index = hosts.providers.index(provider)
-            http_port = settings.safekeeper_http_port
-            self.safekeepers.append(
-                docker.Container(
-                    f"{name}-safekeeper-{index}",
-                    name=f"{hosts.prefix}-{safekeeper_alias(index)}",
-                    image=self._image(host_index, settings.storage_image),
-                    command=safekeeper_command(index, storage, http_port),
-                    envs=self.s3_envs,
-                    volumes=[self._volume(f"safekeeper-{index}", "/data", host_index)],
-                    ports=[
-                        docker.ContainerPortArgs(internal=http_port, external=http_port + index, ip=LOOPBACK)
-                    ],
-                    networks_advanced=hosts.attach(safekeeper_alias(index)),
-                    restart="always",
-                    memory=settings.memory_mb,
-                    healthcheck=self._http_check(http_port, "/v1/status"),
-                    labels=hosts.labels("neon-safekeeper"),
-                    opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[broker, bucket]),
+        workdir_file = f"{PAGESERVER_WORKDIR}/{{}}"
+        self.pageserver = hosts.service(
+            f"{name}-pageserver",
+            ServiceSpec(
+                alias=PAGESERVER_ALIAS,
+                component="neon-pageserver",
+                image=self._image(settings.storage_image),
+                command=["/usr/local/bin/pageserver", "-D", PAGESERVER_WORKDIR],
+                env=s3_env,
+                files=[
+                    ServiceFile(workdir_file.format("pageserver.toml"), render_pageserver_toml(storage)),
+                    ServiceFile(workdir_file.format("identity.toml"), render_identity_toml()),
+                    ServiceFile(workdir_file.format("metadata.json"), render_metadata_json()),
+                    s3_credentials,
+                ],
+                mounts=[self._volume("pageserver", "/data", 0)],
+                # Stop-first on its volume: two pageservers on one bucket prefix in one
+                # generation is the split brain generations exist to prevent.
+                pinned_to=0,
+                memory_mb=settings.memory_mb,
+                # The HTTP API starts only after re-attach with the controller has succeeded.
+                health=self._http_check(PAGESERVER_HTTP_PORT, "/v1/status"),
+            ),
+            parent=self,
+            depends_on=[controller, broker, bucket, minio],
+        )
+
+        local = hosts.reachable_host(0) == "localhost"
+        operator_host = "localhost" if local else LOOPBACK
+        # Each safekeeper's API on the first host's loopback (OperatorAccess), as reached from
+        # where `pulumi up` runs: timeline deletion removes the timeline from every one of them.
+        self.safekeeper_api_urls = [
+            f"http://{operator_host}:{settings.safekeeper_http_port + i}" for i in range(settings.safekeepers)
+        ]
+        self.safekeepers, self.safekeeper_gates = [], []
+        for index, slot in enumerate(round_robin(settings.safekeepers, hosts.host_count)):
+            safekeeper = hosts.service(
+                f"{name}-safekeeper-{index}",
+                ServiceSpec(
+                    alias=safekeeper_alias(index),
+                    component="neon-safekeeper",
+                    image=self._image(settings.storage_image),
+                    # It binds --listen-pg on what its own name resolves to: the task's address.
+                    hostname=safekeeper_alias(index),
+                    command=safekeeper_command(index, storage, settings.safekeeper_http_port),
+                    env=s3_env,
+                    files=[s3_credentials],
+                    mounts=[self._volume(f"safekeeper-{index}", "/data", slot)],
+                    pinned_to=slot,
+                    # The walproposer holds one WAL stream per safekeeper for as long as the
+                    # compute runs: DNS round robin, no virtual IP in between.
+                    endpoint_mode="dnsrr",
+                    memory_mb=settings.memory_mb,
+                    health=self._http_check(settings.safekeeper_http_port, "/v1/status"),
+                ),
+                parent=self,
+                # One member at a time, creation and every later rollout: the next waits until
+                # this one is back with every timeline caught up (a majority always stands).
+                depends_on=[broker, bucket, *self.safekeeper_gates[-1:]],
+            )
+            self.safekeeper_gates.append(
+                SafekeeperReady(
+                    f"{name}-safekeeper-{index}-ready",
+                    SafekeeperReadyArgs(
+                        urls=self.safekeeper_api_urls,
+                        index=index,
+                        node_id=index + 1,
+                        tenant_id=args.tenant_id,
+                        timeline_ids=args.timeline_ids,
+                        revision=safekeeper.revision,
+                    ),
+                    pulumi.ResourceOptions(parent=self, depends_on=[safekeeper, *args.operator_access]),
                 )
             )
+            self.safekeepers.append(safekeeper)
         self.controller = controller
 
-        # The controller is published on the first host's loopback. From another machine,
-        # reach it through an SSH tunnel (README "Neon").
-        local = hosts.reachable_host(0) == "localhost"
-        self.controller_url = pulumi.Output.from_input(
-            f"http://{'localhost' if local else LOOPBACK}:{CONTROLLER_PORT}"
-        )
-        # Each safekeeper's API on the loopback of its host (the same tunnel rule as the
-        # controller): timeline deletion removes the timeline from every one of them.
-        self.safekeeper_api_urls = [
-            f"http://{'localhost' if local else LOOPBACK}:{settings.safekeeper_http_port + i}"
-            for i in range(settings.safekeepers)
-        ]
+        # The controller's API on the first host's loopback (OperatorAccess). From another
+        # machine, reach it through an SSH tunnel (README "Neon").
+        self.controller_url = pulumi.Output.from_input(f"http://{operator_host}:{CONTROLLER_PORT}")
         self.status_urls = pulumi.Output.from_input(
             {
                 "storageController": f"http://{LOOPBACK}:{CONTROLLER_PORT}/status",
@@ -193,50 +243,47 @@ class NeonStorage(pulumi.ComponentResource):
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _image(self, host_index: int, ref: str) -> pulumi.Output[str]:
-        key = (host_index, ref)
-        if key not in self._images:
-            opts = pulumi.ResourceOptions(parent=self, provider=self._hosts.providers[host_index])
-            suffix = f"{ref.split('/')[-1].split(':')[0].split('@')[0]}-{host_index}"
-            self._images[key] = self._hosts.pull(f"{self._name}-image-{suffix}", ref, opts)
-        return self._images[key].image_id
+    def _image(self, ref: str) -> pulumi.Output[str]:
+        """`ref` pulled once on the manager, as the digest every service of it runs."""
+        if ref not in self._images:
+            suffix = ref.split("/")[-1].split(":")[0].split("@")[0]
+            self._images[ref] = self._hosts.image_ref(f"{self._name}-image-{suffix}", ref, self)
+        return self._images[ref]
 
-    def _volume(self, what: str, path: str, host_index: int) -> docker.ContainerVolumeArgs:
+    def _volume(self, what: str, path: str, host_index: int) -> Mount:
         opts = pulumi.ResourceOptions(parent=self, provider=self._hosts.providers[host_index])
         volume = self._hosts.volume(f"{self._name}-{what}-data", f"neon-{what}-data", "neon", opts)
-        return docker.ContainerVolumeArgs(volume_name=volume.name, container_path=path)
+        return Mount(volume.name, path)
 
-    def _http_check(self, port: int, path: str) -> docker.ContainerHealthcheckArgs:
-        return docker.ContainerHealthcheckArgs(
-            tests=bash_http_probe(port, path), interval="10s", timeout="5s", retries=6, start_period="30s"
-        )
+    def _http_check(self, port: int, path: str) -> HealthCheck:
+        return HealthCheck(bash_http_probe(port, path), retries=6, start_period="30s")
 
-    def _object_storage(
-        self, password: pulumi.Output[str], opts: pulumi.ResourceOptions
-    ) -> tuple[docker.Container, OneShotJob]:
+    def _object_storage(self, password: pulumi.Output[str]) -> tuple[SwarmService, OneShotJob]:
         settings, hosts = self._settings.object_storage, self._hosts
-        minio_envs = [f"MINIO_ROOT_USER={MINIO_USER}", password.apply(lambda p: f"MINIO_ROOT_PASSWORD={p}")]
-        minio = docker.Container(
+        minio = hosts.service(
             f"{self._name}-minio",
-            name=f"{hosts.prefix}-{MINIO_ALIAS}",
-            image=self._image(0, settings.image),
-            command=["server", "/data", "--address", f":{MINIO_PORT}", "--console-address", ":9001"],
-            envs=minio_envs,
-            volumes=[self._volume("minio", "/data", 0)],
-            networks_advanced=hosts.attach(MINIO_ALIAS),
-            restart="always",
-            memory=self._settings.memory_mb,
-            healthcheck=docker.ContainerHealthcheckArgs(
-                tests=["CMD", "mc", "ready", "local"], interval="5s", timeout="5s", retries=12
+            ServiceSpec(
+                alias=MINIO_ALIAS,
+                component="neon-object-storage",
+                image=self._image(settings.image),
+                args=["server", "/data", "--address", f":{MINIO_PORT}", "--console-address", ":9001"],
+                env={"MINIO_ROOT_USER": MINIO_USER, "MINIO_ROOT_PASSWORD_FILE": MINIO_PASSWORD_FILE},
+                files=[ServiceFile(MINIO_PASSWORD_FILE, password, secret=True)],
+                mounts=[self._volume("minio", "/data", 0)],
+                pinned_to=0,
+                memory_mb=self._settings.memory_mb,
+                health=HealthCheck(["CMD", "mc", "ready", "local"], interval="5s", retries=12),
             ),
-            wait=True,
-            wait_timeout=120,
-            labels=hosts.labels("neon-object-storage"),
-            opts=opts,
+            parent=self,
         )
         script = (
             f'mc alias set neon http://{MINIO_ALIAS}:{MINIO_PORT} "$MINIO_ROOT_USER" "$MINIO_ROOT_PASSWORD" '
             f"&& mc mb --ignore-existing neon/{settings.bucket} --region={settings.region}"
+        )
+        mc_image = hosts.pull(
+            f"{self._name}-image-mc",
+            settings.mc_image,
+            pulumi.ResourceOptions(parent=self, provider=hosts.providers[0]),
         )
         # Pulumi waits for it, so the pageserver never starts before the bucket; a bucket that
         # cannot be made fails `pulumi up`.
@@ -244,7 +291,7 @@ class NeonStorage(pulumi.ComponentResource):
             f"{self._name}-bucket",
             OneShotJobArgs(
                 hosts=hosts,
-                image=self._image(0, settings.mc_image),
+                image=mc_image.image_id,
                 script=script,
                 env={"MINIO_ROOT_USER": MINIO_USER, "MINIO_ROOT_PASSWORD": password},
                 attempts=5,
@@ -254,81 +301,74 @@ class NeonStorage(pulumi.ComponentResource):
         )
         return minio, bucket
 
-    def _controller(self, opts: pulumi.ResourceOptions) -> docker.Container:
+    def _controller(self) -> SwarmService:
         hosts = self._hosts
         password = secret_or_generated(f"{self._name}-controller-db-password", None, parent=self)
         # It holds the pageserver generation numbers: it must be durable.
         volume = self._volume("controller-db", DATA_PATH, 0)
-        database = postgres_container(
+        database = postgres_service(
             f"{self._name}-controller-db",
             PostgresContainerArgs(
                 hosts=hosts,
-                image=self._image(0, DEFAULT_POSTGRES_IMAGE),
+                image=self._image(DEFAULT_POSTGRES_IMAGE),
                 alias=CONTROLLER_DB_ALIAS,
                 user="storage_controller",
                 database=CONTROLLER_DB,
                 password=password,
-                volume_name=volume.volume_name,
+                volume_name=volume.volume,
                 component="neon-controller-db",
                 memory_mb=self._settings.memory_mb,
                 health_retries=12,
             ),
-            opts,
+            host_index=0,
+            parent=self,
         )
-        notify = docker.Container(
+        notify = hosts.service(
             f"{self._name}-notify",
-            name=f"{hosts.prefix}-{NOTIFY_ALIAS}",
-            image=self._image(0, DEFAULT_NGINX_IMAGE),
-            uploads=[docker.ContainerUploadArgs(file="/etc/nginx/nginx.conf", content=render_notify_conf())],
-            networks_advanced=hosts.attach(NOTIFY_ALIAS),
-            restart="always",
-            memory=64 if self._settings.memory_mb else None,
-            healthcheck=docker.ContainerHealthcheckArgs(
-                tests=[
-                    "CMD",
-                    "wget",
-                    "-q",
-                    "-O",
-                    "/dev/null",
-                    f"http://127.0.0.1:{NOTIFY_PORT}/notify-attach",
-                ],
-                interval="10s",
-                timeout="5s",
-                retries=3,
+            ServiceSpec(
+                alias=NOTIFY_ALIAS,
+                component="neon-compute-notify",
+                image=self._image(DEFAULT_NGINX_IMAGE),
+                files=[ServiceFile("/etc/nginx/nginx.conf", render_notify_conf())],
+                memory_mb=64 if self._settings.memory_mb else None,
+                health=HealthCheck(
+                    ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{NOTIFY_PORT}/notify-attach"]
+                ),
             ),
-            labels=hosts.labels("neon-compute-notify"),
-            opts=opts,
+            parent=self,
         )
         database_url = password.apply(
-            lambda p: (
-                f"DATABASE_URL=postgresql://storage_controller:{p}@{CONTROLLER_DB_ALIAS}:5432/{CONTROLLER_DB}"
-            )
+            lambda p: f"postgresql://storage_controller:{p}@{CONTROLLER_DB_ALIAS}:5432/{CONTROLLER_DB}"
         )
-        return docker.Container(
+        return hosts.service(
             f"{self._name}-controller",
-            name=f"{hosts.prefix}-{CONTROLLER_ALIAS}",
-            image=self._image(0, self._settings.storage_image),
-            # --dev: no JWT keys on this private network (strict mode needs an Ed25519 key pair
-            # and three tokens); the hook URL is still set, so notifications reach `notify`.
-            command=[
-                "/usr/local/bin/storage_controller",
-                "--dev",
-                f"--listen=0.0.0.0:{CONTROLLER_PORT}",
-                f"--control-plane-url=http://{NOTIFY_ALIAS}:{NOTIFY_PORT}",
-                "--max-offline-interval=10s",
-                # The default 5 s makes the controller exit when its database comes up later,
-                # as after a host reboot (storage_controller/src/main.rs, persistence.rs).
-                "--db-connect-timeout=120s",
-                "--heartbeat-interval=1s",
-            ],
-            envs=[database_url],
-            ports=[docker.ContainerPortArgs(internal=CONTROLLER_PORT, external=CONTROLLER_PORT, ip=LOOPBACK)],
-            networks_advanced=hosts.attach(CONTROLLER_ALIAS),
-            restart="always",
-            memory=self._settings.memory_mb,
-            healthcheck=self._http_check(CONTROLLER_PORT, "/ready"),
-            wait=True,
-            wait_timeout=120,
-            labels=hosts.labels("neon-storage-controller"),
-            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[database, notify])),
+            ServiceSpec(
+                alias=CONTROLLER_ALIAS,
+                component="neon-storage-controller",
+                image=self._image(self._settings.storage_image),
+                # --dev: no JWT keys on this private network (strict mode needs an Ed25519 key
+                # pair and three tokens); the hook URL is still set, so notifications reach
+                # `notify`.
+                command=controller_entrypoint(
+                    [
+                        "--dev",
+                        f"--listen=0.0.0.0:{CONTROLLER_PORT}",
+                        f"--control-plane-url=http://{NOTIFY_ALIAS}:{NOTIFY_PORT}",
+                        "--max-offline-interval=10s",
+                        # The default 5 s makes the controller exit when its database comes up
+                        # later, as after a host reboot (storage_controller/src/main.rs,
+                        # persistence.rs).
+                        "--db-connect-timeout=120s",
+                        "--heartbeat-interval=1s",
+                    ]
+                ),
+                files=[ServiceFile(CONTROLLER_DB_URL_FILE, database_url, secret=True)],
+                # Without leader election, two controllers on one database would both schedule
+                # and both hand out pageserver generations.
+                exclusive=True,
+                memory_mb=self._settings.memory_mb,
+                health=self._http_check(CONTROLLER_PORT, "/ready"),
+            ),
+            parent=self,
+            depends_on=[database, notify],
         )

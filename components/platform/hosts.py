@@ -26,6 +26,14 @@ def reachable_host(docker_host: str) -> str:
     return parts.hostname or "localhost"
 
 
+def service_image(reference: str, repo_digest: str) -> str:
+    """What a service runs for `reference`: the registry digest the manager pulled, so every
+    node pulls the same bytes. An image with no registry digest exists only where it was built
+    or loaded: it is run by name and tag, without the reference's digest (a digest names
+    registry content only, and Docker would look for it there)."""
+    return repo_digest or reference.split("@", 1)[0]
+
+
 def round_robin(count: int, slots: int) -> list[int]:
     """Slot index for each of `count` quorum members, spread evenly over `slots` hosts."""
     if slots < 1:
@@ -178,12 +186,11 @@ class DockerHosts(pulumi.ComponentResource):
         return docker.RemoteImage(resource_name, name=image, keep_locally=True, opts=opts)
 
     def image_ref(self, resource_name: str, image: str, parent: pulumi.Resource) -> pulumi.Output[str]:
-        """`image` pulled on the manager, as the digest a service runs (every node pulls that
-        same digest); the tag itself when there is no registry digest (an image built locally)."""
+        """`image` pulled on the manager, as a service runs it (`service_image`)."""
         pulled = self.pull(
             resource_name, image, pulumi.ResourceOptions(parent=parent, provider=self.providers[0])
         )
-        return pulled.repo_digest.apply(lambda digest: digest or image)
+        return pulled.repo_digest.apply(lambda digest: service_image(image, digest))
 
     def service(
         self,

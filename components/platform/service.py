@@ -14,10 +14,11 @@ through the manager (the first host), with its files as Swarm configs and secret
   rolling update (the old one goes after the service no longer uses it).
 - **Rolling updates with automatic rollback.** One task at a time; Swarm watches each new task
   for `monitor` and rolls the service back if it fails or turns unhealthy. A stateful member
-  stops its old task before starting the new one (two processes must never share its volume);
-  a stateless part starts the new task first. `converge_config` makes `pulumi up` wait until
-  every task runs, healthy (Swarm holds a task in `starting` until its health check passes),
-  and fail when an update was rolled back (terraform-provider-docker v4.5.0
+  stops its old task before starting the new one (two processes must never share its volume),
+  and so does a single writer without a volume (`exclusive`: a compute, the storage
+  controller); any other stateless part starts the new task first. `converge_config` makes
+  `pulumi up` wait until every task runs, healthy (Swarm holds a task in `starting` until its
+  health check passes), and fail when an update was rolled back (terraform-provider-docker v4.5.0
   resource_docker_service_funcs.go: resourceDockerServiceUpdateRefreshFunc reports
   `rollback_completed` as an error; a create that does not converge removes the service).
 - **Deletion** waits up to `stop_grace_period` for the tasks' containers to go (deleteService
@@ -113,6 +114,9 @@ class ServiceSpec:
     IPVS between, a kernel module not every host has (without it, connections to the VIP find
     "no route to host", as on the test engine's kernel) and whose idle-connection expiry cuts
     long-lived connections (Raft, WAL streams, database sessions)."""
+    exclusive: bool = False
+    """Never two tasks at once, though it has no volume: a single writer (a compute on its
+    timeline, the storage controller on its database) stops before its successor starts."""
     memory_mb: int | None = None
     hostname: str | None = None
     user: str | None = None
@@ -126,17 +130,20 @@ manager/controlapi/common.go, validateConfigOrSecretAnnotations)."""
 
 def object_name(prefix: str, alias: str, path: str, content: str, salt: str) -> str:
     """`<prefix>-<alias>-<file>-<digest>`: a new name for new content (Swarm objects are
-    immutable); the digest is keyed with the stack's salt, so it tells nothing about a secret.
-    The file part is shortened to keep the name within Swarm's limit."""
-    digest = hmac.new(salt.encode(), content.encode(), hashlib.sha256).hexdigest()[:12]
-    head = f"{prefix}-{alias}-"
-    room = MAX_OBJECT_NAME - len(head) - len(digest) - 1
+    immutable). The digest is keyed with the stack's salt, so it tells nothing about a secret,
+    and covers the alias and path too, so two services mounting the same content never share
+    (nor fight over) one name. The `<alias>-<file>` part is cut to keep within Swarm's limit."""
+    message = "\0".join((alias, path, content)).encode()
+    digest = hmac.new(salt.encode(), message, hashlib.sha256).hexdigest()[:12]
+    room = MAX_OBJECT_NAME - len(prefix) - len(digest) - 2
     if room < 4:
         raise ValueError(
-            f"{head!r} leaves no room for a Swarm object name; shorten the project or stack name"
+            f"the Docker object prefix {prefix!r} leaves no room for a Swarm config or secret name "
+            f"(at most {MAX_OBJECT_NAME} characters); shorten the project or stack name"
         )
-    stem = path.rstrip("/").rsplit("/", 1)[-1].replace(".", "-")[:room].strip("-_.")
-    return f"{head}{stem}-{digest}"
+    file = path.rstrip("/").rsplit("/", 1)[-1].replace(".", "-")
+    stem = f"{alias}-{file}"[:room].strip("-_.")
+    return f"{prefix}-{stem}-{digest}"
 
 
 def placement_constraint(host_index: int) -> str:
@@ -221,14 +228,16 @@ class SwarmService(pulumi.ComponentResource):
                 )
 
         stateful = spec.pinned_to is not None
+        one_at_a_time = stateful or spec.exclusive
         update = dict(
             parallelism=1,
             delay="5s",
             failure_action="rollback",
             monitor=UPDATE_MONITOR,
             max_failure_ratio="0",
-            # Two processes never share a member's volume; a stateless part keeps serving.
-            order="stop-first" if stateful else "start-first",
+            # Two processes never share a member's volume (nor a single writer's role); a
+            # stateless part keeps serving.
+            order="stop-first" if one_at_a_time else "start-first",
         )
         self.service = docker.Service(
             f"{name}-service",

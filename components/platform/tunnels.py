@@ -2,14 +2,14 @@
 
     python -m components.platform.tunnels --stack prod [--run]
 
-The storage controller, the pageserver and each safekeeper's API listen on 127.0.0.1 of the
-host they run on; Kong's admin and status ports on the first host's, where OperatorAccess
-publishes them (components/platform/operator_access.py: Swarm services cannot publish on
-loopback). So `pulumi up` (the Neon dynamic resources) and operators reach them through SSH
-port forwards from the machine that runs Pulumi. This prints one
-`ssh -f -N -L …` command per ssh:// host, forwarding each port to the same local port, as the
-stack's outputs name them; `--run` starts them (and fails on the first that cannot). The
-workflow in .github/workflows/pulumi.yml runs it before every preview and deploy.
+Swarm services cannot publish on loopback, so OperatorAccess publishes every operator port
+(the storage controller, the pageserver, each safekeeper's API, Kong's admin and status ports)
+on 127.0.0.1 of the first host (components/platform/operator_access.py). `pulumi up` (the Neon
+dynamic resources) and operators reach them through SSH port forwards from the machine that
+runs Pulumi. This prints the `ssh -f -N -L …` command for the first host when it is an ssh://
+host, forwarding each port to the same local port, as the stack's outputs name them; `--run`
+starts it (and fails when it cannot). The workflow in .github/workflows/pulumi.yml runs it
+before every preview and deploy.
 """
 
 from __future__ import annotations
@@ -20,23 +20,21 @@ import subprocess
 import sys
 from urllib.parse import urlsplit
 
-from components.neon.config import CONTROLLER_PORT, PAGESERVER_HTTP_PORT
-from components.platform.hosts import round_robin
+from components.kong.gateway import operator_forwards as kong_forwards
+from components.neon.storage import operator_forwards as neon_forwards
 from components.platform.settings import SettingsError
 from components.settings import StackSettings
 
 
 def forwards(settings: StackSettings) -> dict[str, list[int]]:
-    """ssh:// host URL -> the loopback ports of that host the program or an operator needs."""
-    hosts = list(settings.docker_hosts)
-    ports: dict[str, list[int]] = {url: [] for url in hosts}
-    if settings.features.neon:
-        ports[hosts[0]] += [CONTROLLER_PORT, PAGESERVER_HTTP_PORT, settings.neon.pageserver_pg_port]
-        for index, slot in enumerate(round_robin(settings.neon.safekeepers, len(hosts))):
-            ports[hosts[slot]].append(settings.neon.safekeeper_http_port + index)
-    if settings.features.kong_gateway:
-        ports[hosts[0]] += [settings.kong.admin_port, settings.kong.status_port]
-    return {url: sorted(set(p)) for url, p in ports.items() if url.startswith("ssh://") and p}
+    """ssh:// host URL -> the loopback ports of that host the program or an operator needs:
+    OperatorAccess's, all on the first host."""
+    first = settings.docker_hosts[0]
+    ports = [
+        *(f.port for f in neon_forwards(settings.neon) if settings.features.neon),
+        *(f.port for f in kong_forwards(settings.kong) if settings.features.kong_gateway),
+    ]
+    return {first: sorted(set(ports))} if first.startswith("ssh://") and ports else {}
 
 
 def ssh_commands(settings: StackSettings) -> list[list[str]]:

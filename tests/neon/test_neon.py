@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import configparser
 import hashlib
 import json
+import re
+import subprocess
 import tomllib
 
 import pytest
@@ -13,6 +16,7 @@ import requests
 from components.neon.config import (
     ComputeSpec,
     RemoteStorage,
+    render_aws_credentials,
     render_compute_config,
     render_identity_toml,
     render_metadata_json,
@@ -21,7 +25,9 @@ from components.neon.config import (
     safekeeper_command,
     scram_verifier,
 )
-from tests.harness import contains_secret_wrapper, unwrap_secrets
+from components.neon.storage import CONTROLLER_DB_URL_FILE, controller_entrypoint
+from policies.program import ANY_NODE
+from tests.harness import unwrap_secrets
 from tests.support.nginx import free_port
 
 STACKS = ["dev", "prod"]
@@ -33,6 +39,11 @@ STORAGE = ("minio", "storage-controller", "storage-broker", "pageserver", "safek
 def storage_containers(run, stack):
     prefix = f"rag-infra-{stack}-"
     return [c for c in run.workloads if c.inputs["name"].removeprefix(prefix).startswith(STORAGE)]
+
+
+def access_conf(access):
+    """The nginx.conf OperatorAccess runs with."""
+    return next(u["content"] for u in access.inputs["uploads"] if u["file"] == "/etc/nginx/nginx.conf")
 
 
 def safekeepers(run, stack):
@@ -68,55 +79,154 @@ def test_prod_spreads_safekeepers_over_the_three_hosts(program):
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_storage_tier_is_never_published_on_all_interfaces(program, stack):
+def test_storage_tier_publishes_nothing_and_operators_reach_it_on_the_managers_loopback(program, stack):
+    """Swarm cannot publish on loopback: no storage service publishes a port; OperatorAccess
+    forwards each operator port from the first host's 127.0.0.1 to its member."""
     run = program(stack)
-    published = 0
-    for container in storage_containers(run, stack):
-        for port in container.inputs.get("ports", []):
-            assert port.get("ip") == "127.0.0.1", f"{container.inputs['name']} publishes {port}"
-            published += 1
-    assert published >= 3  # controller, pageserver http + pg, safekeepers: loopback for operators
+    for service in storage_containers(run, stack):
+        assert not service.inputs["ports"], f"{service.inputs['name']} publishes {service.inputs['ports']}"
+    access = run.workload(f"rag-infra-{stack}-operator-access")
+    published = {int(p["external"]): p for p in access.inputs["ports"]}
+    assert all(p["ip"] == "127.0.0.1" for p in published.values())
+    targets = dict(re.findall(r"listen (\d+);\s+set \$target ([\w.:-]+);", access_conf(access)))
+    expected = {
+        "1234": "storage-controller:1234",
+        "9898": "pageserver:9898",
+        "6400": "pageserver:6400",
+        **{str(7676 + i): f"safekeeper-{i}:7676" for i in range(SAFEKEEPERS[stack])},
+    }
+    assert {port: targets.get(port) for port in expected} == expected
+    assert set(expected) <= {str(p) for p in published}
     compute = run.workload(f"rag-infra-{stack}-neon-compute")
     assert [(p["internal"], p["external"]) for p in compute.inputs["ports"]] == [(55433, 5435)]
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_start_order(program, stack):
+    """Each service waits for what it needs; the safekeepers one at a time, each behind the gate
+    of the one before; the storage APIs are reached through OperatorAccess."""
     deps = program(stack).depends_on
-    assert deps["neon-storage-controller"] == {"neon-storage-controller-db", "neon-storage-notify"}
+    assert {"neon-storage-controller-db", "neon-storage-notify"} <= deps["neon-storage-controller-service"]
     assert {"neon-storage-controller", "neon-storage-broker", "neon-storage-bucket"} <= deps[
-        "neon-storage-pageserver"
+        "neon-storage-pageserver-service"
     ]
     assert deps["neon-storage-bucket"] == {"neon-storage-minio"}
-    assert {"neon-storage-pageserver", "neon-storage-controller"} <= deps["neon-tenant"]
+    for index in range(SAFEKEEPERS[stack]):
+        before = {f"neon-storage-safekeeper-{index - 1}-ready"} if index else set()
+        assert deps[f"neon-storage-safekeeper-{index}-service"] - {"docker-swarm-labels"} == {
+            "neon-storage-broker",
+            "neon-storage-bucket",
+            *before,
+        }
+        assert deps[f"neon-storage-safekeeper-{index}-ready"] == {
+            f"neon-storage-safekeeper-{index}",
+            "operator-access",
+        }
+    gates = {f"neon-storage-safekeeper-{i}-ready" for i in range(SAFEKEEPERS[stack])}
+    tenant = {"neon-storage-pageserver", "neon-storage-controller", "operator-access", *gates}
+    assert tenant <= deps["neon-tenant"]
     assert deps["neon-timeline-main"] == {"neon-tenant"}
     assert deps["neon-compute-main"] == {"neon-timeline-main"}
-    assert deps["neon-schema"] == {"neon-compute-main-container"}
+    assert deps["neon-schema"] == {"neon-compute-main-postgres"}
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_durable_volumes_and_restart_policies(program, stack):
+def test_durable_volumes_pinned_with_their_members_and_restart_policies(program, stack):
     run = program(stack)
+    first_host = run.named("docker-host-0").inputs["host"]
     for name, path in (
         ("pageserver", "/data"),
         ("minio", "/data"),
         ("storage-controller-db", "/var/lib/postgresql/data"),
     ):
-        container = run.workload(f"rag-infra-{stack}-{name}")
-        assert container.inputs["volumes"][0]["containerPath"] == path
-    for container in storage_containers(run, stack):
-        assert container.inputs["restart"] == "always"
-        assert container.inputs["healthcheck"]["tests"]
+        service = run.workload(f"rag-infra-{stack}-{name}")
+        assert service.inputs["volumes"][0]["containerPath"] == path
+        assert service.host == first_host, f"{name} is not pinned to the host of its volume"
+    for name in ("storage-broker", "storage-controller", "neon-notify", "neon-compute", "neon-pooler"):
+        assert run.workload(f"rag-infra-{stack}-{name}").host == ANY_NODE, f"{name} holds no data"
+    for view in storage_containers(run, stack):
+        service = run.service(view.inputs["name"])
+        assert service.plain("taskSpec")["restartPolicy"]["condition"] == "any"
+        assert view.inputs["healthcheck"]["tests"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_single_writers_never_run_twice_during_an_update(program, stack):
+    """A compute (one writer per timeline) and the controller (no leader election) stop before
+    their successor starts, though they hold no volume; the pooler keeps serving (start-first)."""
+    run = program(stack)
+    prefix = f"rag-infra-{stack}-"
+    order = {s.inputs["name"].removeprefix(prefix): s.plain("updateConfig")["order"] for s in run.services}
+    assert order["neon-compute"] == order["storage-controller"] == order["pageserver"] == "stop-first"
+    assert order["neon-pooler"] == order["storage-broker"] == "start-first"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_storage_secrets_are_swarm_secrets_never_environment(program, stack):
+    """The S3 key pair (a shared credentials file), MinIO's root password and the controller's
+    database URL reach their services as Swarm secrets; no environment holds one."""
+    run = program(stack)
+    password = "generated-neon-storage-minio-password"
+    for name in ("pageserver", *(f"safekeeper-{i}" for i in range(SAFEKEEPERS[stack]))):
+        service = run.service(f"rag-infra-{stack}-{name}")
+        content, secret = run.service_files(service)["/run/secrets/aws-credentials"]
+        assert secret
+        profile = configparser.ConfigParser()
+        profile.read_string(content)
+        assert dict(profile["default"]) == {"aws_access_key_id": "neon", "aws_secret_access_key": password}
+        env = service.plain("taskSpec")["containerSpec"]["env"]
+        assert env == {"AWS_SHARED_CREDENTIALS_FILE": "/run/secrets/aws-credentials"}
+    minio = run.service(f"rag-infra-{stack}-minio")
+    assert run.service_files(minio)["/run/secrets/minio-root-password"] == (password, True)
+    minio_env = minio.plain("taskSpec")["containerSpec"]["env"]
+    assert minio_env["MINIO_ROOT_PASSWORD_FILE"] == "/run/secrets/minio-root-password"
+    controller = run.service(f"rag-infra-{stack}-storage-controller")
+    url, secret = run.service_files(controller)["/run/secrets/storage-controller-database-url"]
+    assert secret and url.startswith("postgresql://storage_controller:generated-")
+    assert url.endswith("@storage-controller-db:5432/storage_controller")
+    command = run.workload(f"rag-infra-{stack}-storage-controller").inputs["command"]
+    assert "--db-connect-timeout=120s" in command and "generated-" not in " ".join(command)
+    for view in storage_containers(run, stack):
+        assert not any("generated-" in env for env in view.inputs["envs"]), view.inputs["name"]
+
+
+def test_controller_entrypoint_reads_its_database_url_from_the_secret(tmp_path):
+    """The shell wrapper exports DATABASE_URL from the file and passes every argument on."""
+    secret = tmp_path / "url"
+    secret.write_text("postgresql://u:p%40ss@db:5432/x")
+    command = controller_entrypoint(["--dev", "--listen=0.0.0.0:1234"])
+    assert command[:2] == ["/bin/sh", "-c"] and command[3:] == [
+        "storage_controller",
+        "--dev",
+        "--listen=0.0.0.0:1234",
+    ]
+    script = command[2].replace(CONTROLLER_DB_URL_FILE, str(secret))
+    script = script.replace("/usr/local/bin/storage_controller", """printf '%s|%s|%s\\n' "$DATABASE_URL" """)
+    out = subprocess.run(["/bin/sh", "-c", script, *command[3:]], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "postgresql://u:p%40ss@db:5432/x|--dev|--listen=0.0.0.0:1234"
+    # An unreadable secret stops it before the program starts.
+    missing = script.replace(str(secret), str(tmp_path / "absent"))
+    failed = subprocess.run(["/bin/sh", "-c", missing, *command[3:]], capture_output=True, text=True)
+    assert failed.returncode == 1 and not failed.stdout
+
+
+def test_aws_credentials_file_is_what_an_ini_reader_reads_back():
+    profile = configparser.ConfigParser()
+    profile.read_string(render_aws_credentials("neon", "abc123XYZ"))
+    assert dict(profile["default"]) == {"aws_access_key_id": "neon", "aws_secret_access_key": "abc123XYZ"}
+    for bad in ("", "two\nlines", "[x]"):
+        with pytest.raises(ValueError, match="secret access key") as raised:
+            render_aws_credentials("neon", bad)
+        assert not bad or bad not in str(raised.value)
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_compute_spec_names_every_safekeeper_and_the_timeline(program, stack):
     run = program(stack)
-    compute = run.workload(f"rag-infra-{stack}-neon-compute")
-    assert contains_secret_wrapper(compute.inputs["uploads"])
-    (upload,) = unwrap_secrets(compute.inputs["uploads"])
-    assert upload["file"] == "/var/db/postgres/configs/config.json"
-    spec = json.loads(upload["content"])["spec"]
+    files = run.service_files(run.service(f"rag-infra-{stack}-neon-compute"))
+    content, secret = files["/var/db/postgres/configs/config.json"]
+    assert secret and len(files) == 1
+    spec = json.loads(content)["spec"]
     expected = [f"safekeeper-{i}:5454" for i in range(SAFEKEEPERS[stack])]
     assert spec["safekeeper_connstrings"] == expected
     settings = {s["name"]: s["value"] for s in spec["cluster"]["settings"]}
@@ -134,7 +244,8 @@ def test_compute_spec_names_every_safekeeper_and_the_timeline(program, stack):
     assert role["encrypted_password"] == scram_verifier("generated-neon-password", salt)
     assert settings["password_encryption"] == "scram-sha-256"
     assert spec["cluster"]["databases"] == [{"name": "rag", "owner": "rag", "options": None}]
-    assert compute.inputs["healthcheck"]["tests"][1].endswith("pg_isready")
+    health = run.workload(f"rag-infra-{stack}-neon-compute").inputs["healthcheck"]
+    assert health["tests"][1].endswith("pg_isready")
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -270,14 +381,12 @@ def test_a_branch_id_is_drawn_anew_when_its_start_point_moves(program):
 def test_pageserver_pg_port_moves_only_the_published_port(program):
     """The registered address never changes: the controller would refuse the pageserver forever."""
     run = program("dev", overrides={"neon": {"safekeepers": 1, "pageserverPgPort": 7400}})
-    pageserver = run.named("neon-storage-pageserver").inputs
-    assert {"internal": 6400, "external": 7400, "ip": "127.0.0.1"} in pageserver["ports"]
-    uploads = {u["file"]: u["content"] for u in unwrap_secrets(pageserver["uploads"])}
-    assert json.loads(uploads["/data/.neon/metadata.json"])["port"] == 6400
-    assert 'listen_pg_addr = "0.0.0.0:6400"' in uploads["/data/.neon/pageserver.toml"]
-    compute = json.loads(
-        unwrap_secrets(run.named("neon-compute-main-container").inputs["uploads"])[0]["content"]
-    )
-    assert "port=6400" in compute["spec"]["pageserver_connstring"]
-    controller = run.named("neon-storage-controller").inputs["command"]
-    assert "--db-connect-timeout=120s" in controller
+    access = run.workload("rag-infra-dev-operator-access")
+    assert {"internal": 7400, "external": 7400, "ip": "127.0.0.1"} in access.inputs["ports"]
+    assert re.search(r"listen 7400;\s+set \$target pageserver:6400;", access_conf(access))
+    files = run.service_files(run.service("rag-infra-dev-pageserver"))
+    assert json.loads(files["/data/.neon/metadata.json"][0])["port"] == 6400
+    assert 'listen_pg_addr = "0.0.0.0:6400"' in files["/data/.neon/pageserver.toml"][0]
+    compute = run.service_files(run.service("rag-infra-dev-neon-compute"))
+    spec = json.loads(compute["/var/db/postgres/configs/config.json"][0])["spec"]
+    assert "port=6400" in spec["pageserver_connstring"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from components.platform.hosts import service_image
 from components.platform.service import MAX_OBJECT_NAME, object_name, placement_constraint
 
 
@@ -35,9 +36,32 @@ def test_names_stay_within_swarms_limit_and_its_alphabet(alias):
 
 
 def test_a_prefix_that_leaves_no_room_is_refused_with_its_name():
-    with pytest.raises(ValueError, match="shorten the project or stack name"):
-        object_name("p" * 50, "alias", "/f", "c", "s")
+    with pytest.raises(
+        ValueError, match=r"prefix 'ppp.*' leaves no room .* shorten the project or stack name"
+    ):
+        object_name("p" * 47, "alias", "/f", "c", "s")
+    # The longest prefix that still leaves four characters of alias and file.
+    assert len(object_name("p" * 46, "alias", "/f", "c", "s")) == MAX_OBJECT_NAME
+
+
+def test_the_same_content_in_two_services_gets_two_names_even_when_cut():
+    """The S3 credentials file is mounted by the pageserver and every safekeeper: one object
+    each, however short the room for the alias."""
+    prefix = "rag-infra-policy-test-production"
+    names = {
+        object_name(prefix, f"safekeeper-{i}", "/run/secrets/aws-credentials", "same", "s") for i in range(3)
+    }
+    assert len(names) == 3 and all(len(n) <= MAX_OBJECT_NAME for n in names)
 
 
 def test_the_placement_constraint_names_the_node_label_the_swarm_sets():
     assert placement_constraint(2) == "node.labels.rag-infra.host.2==true"
+
+
+def test_a_service_runs_the_registry_digest_or_a_local_image_by_name_and_tag():
+    digest = f"ghcr.io/neondatabase/neon@sha256:{'1' * 64}"
+    pinned = f"ghcr.io/neondatabase/neon:release-9129@sha256:{'2' * 64}"
+    assert service_image(pinned, digest) == digest
+    # Built or loaded on the host: no registry digest, and the pinned one names nothing there.
+    assert service_image(pinned, "") == "ghcr.io/neondatabase/neon:release-9129"
+    assert service_image("kong:3.9.3", "") == "kong:3.9.3"

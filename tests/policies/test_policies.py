@@ -3,6 +3,7 @@ stacks, and the offline checker's command line."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import subprocess
@@ -10,6 +11,7 @@ import sys
 from collections.abc import Callable
 
 import pytest
+import yaml
 
 from policies.check import evaluate, policy_settings
 from policies.pack import POLICIES
@@ -19,6 +21,8 @@ SECRET = {SECRET_SIG: "1b47061264138c4ac30d75fd1eb44270"}
 KONG = "kong-kong-service"
 KONG_YML = "kong-kong-secret-0"
 """The Swarm secret holding the rendered kong.yml."""
+COMPUTE_CONFIG = "neon-compute-main-postgres-secret-0"
+"""The Swarm secret holding the main compute's config.json."""
 
 
 @pytest.fixture(scope="module")
@@ -50,20 +54,25 @@ def drop(name: str) -> Callable[[ProgramRun], None]:
     return change
 
 
-def edit_kong_yml(edit: Callable[[dict], None]) -> Callable[[ProgramRun], None]:
-    """Change the kong.yml the Kong service mounts (a Swarm secret: base64 data, secret)."""
-    import base64
-
-    import yaml
+def edit_secret(name: str, edit: Callable[[str], str]) -> Callable[[ProgramRun], None]:
+    """Change the content of a Swarm secret a service mounts (base64 data, a Pulumi secret)."""
 
     def change(run: ProgramRun) -> None:
-        secret = by_name(run, KONG_YML)
-        data = secret.inputs["data"]
-        document = yaml.safe_load(base64.b64decode(data["value"]))
-        edit(document)
-        data["value"] = base64.b64encode(yaml.safe_dump(document).encode()).decode()
+        data = by_name(run, name).inputs["data"]
+        data["value"] = base64.b64encode(edit(base64.b64decode(data["value"]).decode()).encode()).decode()
 
     return change
+
+
+def edit_kong_yml(edit: Callable[[dict], None]) -> Callable[[ProgramRun], None]:
+    """Change the kong.yml the Kong service mounts."""
+
+    def edited(text: str) -> str:
+        document = yaml.safe_load(text)
+        edit(document)
+        return yaml.safe_dump(document)
+
+    return edit_secret(KONG_YML, edited)
 
 
 def with_ports(name: str, edit: Callable[[list], None]) -> Callable[[ProgramRun], None]:
@@ -110,12 +119,10 @@ def strip_secret(name: str, key: str) -> Callable[[ProgramRun], None]:
     return change
 
 
-def _compute_without_last_safekeeper(run: ProgramRun) -> None:
-    compute = by_name(run, "neon-compute-main-container")
-    upload = compute.inputs["uploads"]["value"][0]
-    config = json.loads(upload["content"])
+def _without_last_safekeeper(text: str) -> str:
+    config = json.loads(text)
     config["spec"]["safekeeper_connstrings"] = config["spec"]["safekeeper_connstrings"][:2]
-    upload["content"] = json.dumps(config)
+    return json.dumps(config)
 
 
 def edit_service(name: str, edit: Callable[[dict], None]) -> Callable[[ProgramRun], None]:
@@ -221,27 +228,29 @@ CASES = [
     ),
     (
         "neon-safekeepers-odd-at-least-3",
-        drop("neon-storage-safekeeper-2"),
+        drop("neon-storage-safekeeper-2-service"),
         "stack",
         "Neon has 2 safekeepers; the WAL quorum needs an odd number of at least 3",
     ),
     (
         "neon-storage-on-persistent-volumes",
-        set_input("neon-storage-pageserver", "volumes", []),
-        "neon-storage-pageserver",
-        "neon-pageserver container rag-infra-prod-pageserver keeps /data outside a persistent volume",
+        edit_service(
+            "neon-storage-pageserver-service", lambda i: i["taskSpec"]["containerSpec"].pop("mounts")
+        ),
+        "neon-storage-pageserver-service",
+        "neon-pageserver rag-infra-prod-pageserver keeps /data outside a persistent volume",
     ),
     (
         "neon-compute-names-every-safekeeper",
-        _compute_without_last_safekeeper,
-        "neon-compute-main-container",
+        edit_secret(COMPUTE_CONFIG, _without_last_safekeeper),
+        "neon-compute-main-postgres-service",
         "compute rag-infra-prod-neon-compute does not name safekeepers safekeeper-2",
     ),
     (
         "neon-storage-ports-loopback-only",
-        with_ports("neon-storage-controller", lambda ports: ports[0].pop("ip")),
-        "neon-storage-controller",
-        "neon-storage-controller container rag-infra-prod-storage-controller publishes port "
+        publish_on_every_interface("neon-storage-controller-service", 1234),
+        "neon-storage-controller-service",
+        "neon-storage-controller rag-infra-prod-storage-controller publishes port "
         "1234 on 0.0.0.0; the storage tier is loopback-only",
     ),
     (

@@ -23,7 +23,10 @@ from tests.policies.test_policies import (
 )
 
 COLLECTION = "qdrant-collection-docs_index_mxbai"
-MEMBER = {"qdrant-node": "qdrant-node-{}-service", "neon-storage-safekeeper": "neon-storage-safekeeper-{}"}
+MEMBER = {
+    "qdrant-node": "qdrant-node-{}-service",
+    "neon-storage-safekeeper": "neon-storage-safekeeper-{}-service",
+}
 """The resource that runs quorum member `{}` (a Swarm service, or a container still)."""
 QUORUMS = {
     "qdrant-node": "qdrant-nodes-odd-at-least-3",

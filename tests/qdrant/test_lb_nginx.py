@@ -107,7 +107,7 @@ def test_requests_keep_succeeding_when_a_node_dies(nginx, tmp_path, backends):
 
 SHIPPED_NGINX_CONFIGS = [
     ("qdrant-lb", "qdrant-lb-image"),
-    ("neon-notify", "neon-storage-image-nginx-0"),
+    ("neon-notify", "neon-storage-image-nginx"),
 ]
 
 

@@ -234,24 +234,59 @@ class FakeStorageController(FakeJsonServer):
         return 201, {k: v for k, v in self.timelines[key].items() if k != "_request"}
 
 
-class FakeSafekeeper(FakeJsonServer):
-    """One safekeeper's HTTP API: DELETE of a timeline answers 200 `{"dir_existed": ...}`,
-    whether it had the timeline or not (safekeeper/src/http/routes.rs timeline_delete_handler)."""
+def format_lsn(lsn: int) -> str:
+    """An LSN as the safekeeper's API prints it (utils::lsn::Lsn Display: `{:X}/{:X}`)."""
+    return f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"
 
-    def __init__(self) -> None:
+
+class FakeSafekeeper(FakeJsonServer):
+    """One safekeeper's HTTP API (safekeeper/src/http/routes.rs):
+
+    - `GET /v1/status`: `{"id": <node id>}` (status_handler);
+    - `GET /v1/tenant/{t}/timeline/{tl}`: the timeline's `flush_lsn` and `commit_lsn` among its
+      status fields, LSNs printed `X/X`; 404 when the safekeeper does not hold it
+      (timeline_status_handler, GlobalTimelines::get -> NotFound);
+    - `DELETE` of a timeline: 200 `{"dir_existed": ...}`, whether it had the timeline or not
+      (timeline_delete_handler).
+    """
+
+    def __init__(self, node_id: int = 1) -> None:
         super().__init__()
+        self.node_id = node_id
         self.timelines: set[tuple[str, str]] = set()
+        self.lsns: dict[tuple[str, str], tuple[int, int]] = {}
+        """(tenant, timeline) -> (flush LSN, commit LSN) of a held timeline; 0/0 when unset."""
+
+    def hold(self, tenant: str, timeline: str, flush: int, commit: int) -> None:
+        """The safekeeper holds the timeline, flushed and committed up to these LSNs."""
+        with self.lock:
+            self.timelines.add((tenant, timeline))
+            self.lsns[(tenant, timeline)] = (flush, commit)
 
     def handle(self, method: str, path: str, body: Any, headers: Any) -> tuple[int, Any]:
         parts = [p for p in urlsplit(path).path.split("/") if p]
-        if (
-            method == "DELETE"
-            and len(parts) == 5
-            and parts[:2] == ["v1", "tenant"]
-            and parts[3] == "timeline"
-        ):
+        if method == "GET" and parts == ["v1", "status"]:
+            return 200, {"id": self.node_id}
+        timeline = len(parts) == 5 and parts[:2] == ["v1", "tenant"] and parts[3] == "timeline"
+        if method == "GET" and timeline:
             key = (parts[2], parts[4])
-            existed = key in self.timelines
-            self.timelines.discard(key)
+            with self.lock:
+                if key not in self.timelines:
+                    return 404, {"msg": f"NotFound: Timeline {key[0]}/{key[1]} was not found in global map"}
+                flush, commit = self.lsns.get(key, (0, 0))
+            return 200, {
+                "tenant_id": key[0],
+                "timeline_id": key[1],
+                "flush_lsn": format_lsn(flush),
+                "commit_lsn": format_lsn(commit),
+                "backup_lsn": "0/0",
+                "peer_horizon_lsn": format_lsn(commit),
+            }
+        if method == "DELETE" and timeline:
+            key = (parts[2], parts[4])
+            with self.lock:
+                existed = key in self.timelines
+                self.timelines.discard(key)
+                self.lsns.pop(key, None)
             return 200, {"dir_existed": existed}
         return 404, {"msg": f"no route {method} {path}"}

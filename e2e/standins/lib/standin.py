@@ -8,6 +8,8 @@ listens only where the real one listens.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import socket
 import sys
 import threading
@@ -84,3 +86,14 @@ def serve_status(host: str, port: int, routes: dict[str, tuple[int, bytes]]) -> 
 def forever() -> None:
     while True:
         time.sleep(3600)
+
+
+def s3_authorization(access_key: str, secret_key: str) -> str:
+    """The Authorization header the stand-in S3 clients send. Real SigV4 signs each request;
+    here the signature only proves the client holds the secret key, which is what the stack
+    can get wrong (the stand-in MinIO checks both parts)."""
+    return f"AWS4-HMAC-SHA256 Credential={access_key}/stand-in, Signature={s3_signature(secret_key)}"
+
+
+def s3_signature(secret_key: str) -> str:
+    return hmac.new(secret_key.encode(), b"stand-in", hashlib.sha256).hexdigest()

@@ -12,6 +12,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+sys.path.insert(0, "/opt/standin")
+from standin import s3_authorization
+
 CONFIG = Path(os.environ.get("MC_CONFIG_DIR", Path.home() / ".mc")) / "config.json"
 
 
@@ -31,7 +34,7 @@ def request(alias: dict, method: str, path: str) -> int:
     req = urllib.request.Request(
         alias["url"].rstrip("/") + path,
         method=method,
-        headers={"Authorization": f"AWS4-HMAC-SHA256 Credential={alias['accessKey']}/stand-in"},
+        headers={"Authorization": s3_authorization(alias["accessKey"], alias["secretKey"])},
     )
     try:
         with urllib.request.urlopen(req, timeout=5) as answer:

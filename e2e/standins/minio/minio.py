@@ -1,7 +1,13 @@
 #!/usr/bin/python3
 """Stand-in for `minio server DIR --address :PORT --console-address :PORT`: the health
 endpoints and bucket create/head, signed requests only (the access key must be
-MINIO_ROOT_USER; the signature itself is not checked), buckets as folders under DIR."""
+MINIO_ROOT_USER and the signature made with MINIO_ROOT_PASSWORD, standin.s3_authorization),
+buckets as folders under DIR.
+
+Credentials come from the environment, or from the files MINIO_ROOT_USER_FILE and
+MINIO_ROOT_PASSWORD_FILE name, as MinIO reads them (cmd/common-main.go loadEnvVarsFromFiles,
+readFromSecret): a bare name is looked for under /run/secrets/ first, the content is trimmed,
+a missing file counts as unset, and a file's value replaces the variable's."""
 
 from __future__ import annotations
 
@@ -13,9 +19,26 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, "/opt/standin")
-from standin import die, host_port
+from standin import die, host_port, s3_authorization
 
 BUCKET = re.compile(r"^/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/?$")
+
+
+def credential(name: str) -> str | None:
+    """`name` from the environment, or from the file `<name>_FILE` names."""
+    if os.environ.get(f"{name}_FILE"):
+        path = os.environ[f"{name}_FILE"]
+        in_secrets = os.path.join("/run/secrets/", path.lstrip("/"))
+        if os.path.isfile(in_secrets):
+            path = in_secrets
+        try:
+            with open(path) as file:
+                value = file.read().strip()
+        except FileNotFoundError:
+            value = ""
+        if value:
+            return value
+    return os.environ.get(name)
 
 
 def main() -> None:
@@ -26,7 +49,7 @@ def main() -> None:
     parser.add_argument("--address", default=":9000")
     parser.add_argument("--console-address")
     args = parser.parse_args(sys.argv[2:])
-    user, password = os.environ.get("MINIO_ROOT_USER"), os.environ.get("MINIO_ROOT_PASSWORD")
+    user, password = credential("MINIO_ROOT_USER"), credential("MINIO_ROOT_PASSWORD")
     if not user or not password or len(password) < 8:
         die("MINIO_ROOT_USER and MINIO_ROOT_PASSWORD (8 characters or more) must be set")
     data = Path(args.dir)
@@ -44,8 +67,7 @@ def main() -> None:
             self.wfile.write(body)
 
         def _signed(self) -> bool:
-            auth = self.headers.get("Authorization", "")
-            return f"Credential={user}/" in auth
+            return self.headers.get("Authorization", "") == s3_authorization(user, password)
 
         def _route(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)

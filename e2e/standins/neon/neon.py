@@ -14,12 +14,20 @@ and in its files, what it needs from its peers at start, and the HTTP API the st
   `GET /v1/status`, and a timeline GET answered from the controller's records.
 - safekeeper `--id --listen-pg=H:P --listen-http=H:P --broker-endpoint=U -D DIR
   --remote-storage=...`: binds --listen-pg on the address its host name resolves to;
-  `GET /v1/status`, timeline DELETE (FakeSafekeeper).
+  `GET /v1/status`, timeline GET and DELETE (FakeSafekeeper).
+
+The pageserver and the safekeepers find their S3 credentials as the SDK's default chain does
+(libs/remote_storage/src/s3_bucket.rs, DefaultCredentialsChain): AWS_ACCESS_KEY_ID and
+AWS_SECRET_ACCESS_KEY, else the profile (AWS_PROFILE, `default`) of the shared credentials file
+AWS_SHARED_CREDENTIALS_FILE names (~/.aws/credentials by default; a missing file counts as
+empty). The real ones would start without working credentials and fail on every upload; the
+stand-ins check them against the bucket at start and exit, so the failure shows at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import configparser
 import json
 import os
 import subprocess
@@ -30,10 +38,50 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, "/opt/standin")
-from standin import die, forever, host_port, listen_tcp, serve_status, wait_reachable
+from standin import die, forever, host_port, listen_tcp, s3_authorization, serve_status, wait_reachable
 
 from tests.support.fake_http import FakeJsonServer
 from tests.support.fake_neon import FakeSafekeeper, FakeStorageController
+
+
+def s3_credentials() -> tuple[str, str] | None:
+    """(access key id, secret access key) from the environment or the shared credentials file."""
+    key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if key and secret:
+        return key, secret
+    path = os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or os.path.expanduser("~/.aws/credentials")
+    profiles = configparser.ConfigParser()
+    try:
+        profiles.read_string(Path(path).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, configparser.Error) as err:
+        die(f"cannot read the shared credentials file {path}: {err}")
+    name = os.environ.get("AWS_PROFILE", "default")
+    profile = profiles[name] if profiles.has_section(name) else {}
+    key, secret = profile.get("aws_access_key_id"), profile.get("aws_secret_access_key")
+    return (key, secret) if key and secret else None
+
+
+def check_remote_storage(storage: dict) -> None:
+    """The bucket answers a signed request with these credentials (retried while it starts)."""
+    credentials = s3_credentials() or die(
+        "no S3 credentials: neither AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY nor a profile in the "
+        "shared credentials file"
+    )
+    url = f"{storage['endpoint'].rstrip('/')}/{storage['bucket_name']}"
+    request = urllib.request.Request(
+        url, method="HEAD", headers={"Authorization": s3_authorization(*credentials)}
+    )
+    for _ in range(30):
+        try:
+            urllib.request.urlopen(request, timeout=5).close()
+            return
+        except urllib.error.HTTPError as err:
+            die(f"remote storage {url} answered HTTP {err.code} (403: the credentials are refused)")
+        except OSError:
+            time.sleep(1)
+    die(f"remote storage {url} unreachable")
 
 
 def broker(argv: list[str]) -> None:
@@ -97,6 +145,7 @@ def pageserver(argv: list[str]) -> None:
         (workdir / "tenants").mkdir(exist_ok=True)
     except OSError as err:
         die(f"cannot create {workdir}/tenants: {err}")
+    check_remote_storage(config["remote_storage"])
     broker_host, broker_port = host_port(config["broker_endpoint"])
     wait_reachable(broker_host, broker_port, 30, "storage broker")
     upcall = config["control_plane_api"].rstrip("/")
@@ -148,23 +197,19 @@ def safekeeper(argv: list[str]) -> None:
     parser.add_argument("--availability-zone")
     parser.add_argument("-D", "--datadir", required=True)
     args = parser.parse_args(argv)
-    tomllib.loads(f"remote_storage = {args.remote_storage}")  # refused unless valid TOML
+    remote = tomllib.loads(f"remote_storage = {args.remote_storage}")["remote_storage"]  # refused unless TOML
     try:
         (Path(args.datadir) / "safekeeper.id").write_text(args.id)
     except OSError as err:
         die(f"cannot write to the data directory {args.datadir}: {err}")
+    check_remote_storage(remote)
     wait_reachable(*host_port(args.broker_endpoint), 30, "storage broker")
     listen_tcp(*host_port(args.listen_pg))
 
     class Safekeeper(FakeSafekeeper):
         bind = host_port(args.listen_http)
 
-        def handle(self, method, path, body, headers):
-            if path == "/v1/status" and method == "GET":
-                return 200, {"id": int(args.id)}
-            return super().handle(method, path, body, headers)
-
-    Safekeeper().__enter__()
+    Safekeeper(node_id=int(args.id)).__enter__()
     forever()
 
 
