@@ -398,8 +398,15 @@ MUTANTS = [
     Mutant(
         "a stateful member starts its new task beside the old one",
         "components/platform/service.py",
+        'order="stop-first" if one_at_a_time else "start-first",',
         'order="stop-first" if stateful else "start-first",',
-        'order="start-first",',
+        PROGRAM_TESTS,
+    ),
+    Mutant(
+        "a single writer without a volume starts its new task beside the old one",
+        "components/platform/service.py",
+        "one_at_a_time = stateful or spec.exclusive",
+        "one_at_a_time = stateful",
         PROGRAM_TESTS,
     ),
     Mutant(
@@ -481,6 +488,67 @@ MUTANTS = [
         "retain_volumes=False,",
         PROGRAM_TESTS,
     ),
+    # the safekeeper rollout gate
+    Mutant(
+        "a member one record behind its peers counts as caught up",
+        "components/neon/safekeeper_gate.py",
+        "if flushed < needed:",
+        "if flushed < needed - 1:",
+        NEON_TESTS,
+    ),
+    Mutant(
+        "a member missing a timeline its peers hold counts as back",
+        "components/neon/safekeeper_gate.py",
+        """        if mine_status == 404:
+            behind.append(f"timeline {timeline} missing (its peers hold it)")
+            continue""",
+        """        if mine_status == 404:
+            continue""",
+        NEON_TESTS,
+    ),
+    Mutant(
+        "the member's own flush LSN compared with its own commit LSN",
+        "components/neon/safekeeper_gate.py",
+        "            if peer == index:\n                continue",
+        "            if False:\n                continue",
+        NEON_TESTS,
+    ),
+    Mutant(
+        "a rollout gate that never checks the catch-up",
+        "components/neon/safekeeper_gate.py",
+        "return UpdateResult(outs=self._wait(news, catch_up=True))",
+        "return UpdateResult(outs=self._wait(news, catch_up=False))",
+        NEON_TESTS,
+    ),
+    Mutant(
+        "safekeepers rolled out together (no chain through the gates)",
+        "components/neon/storage.py",
+        "depends_on=[broker, bucket, *self.safekeeper_gates[-1:]],",
+        "depends_on=[broker, bucket],",
+        NEON_TESTS,
+    ),
+    Mutant(
+        "the controller started without its database URL",
+        "components/neon/storage.py",
+        'DATABASE_URL="$(cat {CONTROLLER_DB_URL_FILE})" || exit 1; export DATABASE_URL; ',
+        'DATABASE_URL="$(cat {CONTROLLER_DB_URL_FILE})" || exit 1; ',
+        NEON_TESTS,
+    ),
+    Mutant(
+        "the S3 secret key pair in the environment file variable points nowhere",
+        "components/neon/storage.py",
+        's3_env = {"AWS_SHARED_CREDENTIALS_FILE": S3_CREDENTIALS_FILE}',
+        's3_env = {"AWS_SHARED_CREDENTIALS_FILE": "/root/.aws/credentials"}',
+        NEON_TESTS,
+    ),
+    Mutant(
+        "the tenant created before the operator ports are forwarded",
+        "components/neon/database.py",
+        """                    *self.storage.safekeeper_gates,
+                    *args.operator_access,""",
+        """                    *self.storage.safekeeper_gates,""",
+        NEON_TESTS,
+    ),
 ]
 
 
@@ -513,8 +581,8 @@ E2E_MUTANTS = [
     Mutant(
         "mount path: the database volume where another distribution keeps PGDATA",
         "components/platform/postgres.py",
-        "container_path=DATA_PATH)",
-        'container_path="/var/lib/pgsql/data")',
+        "mounts=[Mount(args.volume_name, DATA_PATH)],",
+        'mounts=[Mount(args.volume_name, "/var/lib/pgsql/data")],',
         E2E_TESTS,
     ),
     Mutant(

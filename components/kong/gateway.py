@@ -13,7 +13,7 @@ from components.kong.settings import KongSettings
 from components.platform.hosts import DockerHosts
 from components.platform.jobs import OneShotJob, OneShotJobArgs
 from components.platform.operator_access import LOOPBACK, Forward
-from components.platform.postgres import PostgresContainerArgs, postgres_service
+from components.platform.postgres import PostgresArgs, postgres_service
 from components.platform.secrets import secret_or_generated
 from components.platform.service import HealthCheck, ServiceFile, ServiceSpec
 
@@ -195,7 +195,7 @@ class KongGateway(pulumi.ComponentResource):
         )
         database = postgres_service(
             f"{name}-db",
-            PostgresContainerArgs(
+            PostgresArgs(
                 hosts=hosts,
                 image=hosts.image_ref(f"{name}-db-image", settings.db_image, self),
                 alias=DB_ALIAS,

@@ -178,7 +178,7 @@ class NeonDatabase(pulumi.ComponentResource):
         self.pooler = NeonPooler(
             f"{name}-pooler",
             NeonPoolerArgs(
-                container=ComputeImageArgs(
+                service=ComputeImageArgs(
                     hosts=hosts,
                     image=settings.compute_image,
                     alias=POOLER_ALIAS,

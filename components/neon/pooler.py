@@ -21,7 +21,7 @@ from components.platform.service import ServiceFile, SwarmService
 class NeonPoolerArgs:
     """Inputs of the pooler: where it runs (as for a compute) and its two files."""
 
-    container: ComputeImageArgs
+    service: ComputeImageArgs
     """Hosts, the compute image (it carries pgbouncer), alias, published port, memory."""
     replicas: int
     ini: str
@@ -40,7 +40,7 @@ class NeonPooler(pulumi.ComponentResource):
         self.service = compute_image_service(
             self,
             name,
-            args.container,
+            args.service,
             program="pgbouncer",
             internal_port=POOLER_PORT,
             # The image's user is postgres (pgbouncer refuses to run as root); its entrypoint
@@ -54,4 +54,4 @@ class NeonPooler(pulumi.ComponentResource):
             replicas=args.replicas,
             component="neon-pooler",
         )
-        self.register_outputs({"alias": args.container.alias, "port": args.container.port})
+        self.register_outputs({"alias": args.service.alias, "port": args.service.port})

@@ -44,7 +44,7 @@ from components.neon.settings import NeonSettings
 from components.platform.hosts import DockerHosts, round_robin
 from components.platform.jobs import OneShotJob, OneShotJobArgs
 from components.platform.operator_access import Forward
-from components.platform.postgres import DATA_PATH, PostgresContainerArgs, postgres_service
+from components.platform.postgres import DATA_PATH, PostgresArgs, postgres_service
 from components.platform.probes import bash_http_probe
 from components.platform.secrets import secret_or_generated
 from components.platform.service import HealthCheck, Mount, ServiceFile, ServiceSpec, SwarmService
@@ -308,7 +308,7 @@ class NeonStorage(pulumi.ComponentResource):
         volume = self._volume("controller-db", DATA_PATH, 0)
         database = postgres_service(
             f"{self._name}-controller-db",
-            PostgresContainerArgs(
+            PostgresArgs(
                 hosts=hosts,
                 image=self._image(DEFAULT_POSTGRES_IMAGE),
                 alias=CONTROLLER_DB_ALIAS,

@@ -191,20 +191,20 @@ def test_storage_secrets_are_swarm_secrets_never_environment(program, stack):
 
 
 def test_controller_entrypoint_reads_its_database_url_from_the_secret(tmp_path):
-    """The shell wrapper exports DATABASE_URL from the file and passes every argument on."""
+    """The shell wrapper exports DATABASE_URL from the file to the program it execs, with every
+    argument; an unreadable secret stops it before the program starts."""
     secret = tmp_path / "url"
     secret.write_text("postgresql://u:p%40ss@db:5432/x")
+    program = tmp_path / "storage_controller"
+    program.write_text('#!/bin/sh\nprintf \'%s|\' "$DATABASE_URL" "$@"\n')
+    program.chmod(0o755)
     command = controller_entrypoint(["--dev", "--listen=0.0.0.0:1234"])
-    assert command[:2] == ["/bin/sh", "-c"] and command[3:] == [
-        "storage_controller",
-        "--dev",
-        "--listen=0.0.0.0:1234",
-    ]
+    assert command[:2] == ["/bin/sh", "-c"]
+    assert command[3:] == ["storage_controller", "--dev", "--listen=0.0.0.0:1234"]
     script = command[2].replace(CONTROLLER_DB_URL_FILE, str(secret))
-    script = script.replace("/usr/local/bin/storage_controller", """printf '%s|%s|%s\\n' "$DATABASE_URL" """)
+    script = script.replace("/usr/local/bin/storage_controller", str(program))
     out = subprocess.run(["/bin/sh", "-c", script, *command[3:]], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "postgresql://u:p%40ss@db:5432/x|--dev|--listen=0.0.0.0:1234"
-    # An unreadable secret stops it before the program starts.
+    assert out.stdout == "postgresql://u:p%40ss@db:5432/x|--dev|--listen=0.0.0.0:1234|"
     missing = script.replace(str(secret), str(tmp_path / "absent"))
     failed = subprocess.run(["/bin/sh", "-c", missing, *command[3:]], capture_output=True, text=True)
     assert failed.returncode == 1 and not failed.stdout
