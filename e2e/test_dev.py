@@ -235,7 +235,8 @@ def test_the_postgres_migration_ran_from_a_container_source_into_the_compute(
 def test_verify_passes_and_the_failover_drill_measures_the_loss_of_a_node(dev: Deployment, tmp_path) -> None:
     """`python -m verify --failover` against the deployed stack: every check passes, and the
     drill stops qdrant-2 through the engine's API under load, measures, and starts it again;
-    the points written before are all there after."""
+    the points written before are all there after; then it stops the compute's task and
+    measures until the database answers again."""
     outputs = dev.run.outputs
     points = [
         {"id": n, "vector": [((n * 7919) % 1000 + 1) / 1000.0] * 1024, "payload": {"n": n}}
@@ -253,6 +254,8 @@ def test_verify_passes_and_the_failover_drill_measures_the_loss_of_a_node(dev: D
     checks = {check["name"]: check for check in report["checks"]}
     assert {"failover.qdrant.searches", "failover.qdrant.replicas", "failover.qdrant.points"} <= set(checks)
     assert "no majority" in checks["failover.safekeeper"]["saw"]  # dev runs one safekeeper
+    # The compute's task stopped: Swarm starts another, and the database answers again.
+    assert checks["failover.compute"]["ok"] and "answered again after" in checks["failover.compute"]["saw"]
     assert (
         "{'docs_index_mxbai': 200}, after {'docs_index_mxbai': 200}"
         in checks["failover.qdrant.points"]["saw"]

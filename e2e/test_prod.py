@@ -91,6 +91,9 @@ def test_the_failover_drill_is_refused_on_prod_unless_forced_and_then_runs(
     checks = {check["name"]: check["saw"] for check in report["checks"]}
     assert "50 of 50 writes committed" in checks["failover.safekeeper"]
     assert "rag-infra-prod-safekeeper-2" in checks["failover.safekeeper"]
+    assert (
+        "rag-infra-prod-neon-compute stopped: the database answered again after" in checks["failover.compute"]
+    )
     print("\n".join(f"{name}: {saw}" for name, saw in checks.items() if name.startswith("failover")))
 
 

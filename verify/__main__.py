@@ -22,7 +22,7 @@ from components.kong.token import issue_token
 from components.platform.settings import SettingsError
 from components.settings import StackSettings
 from policies.program import stack_settings
-from verify.failover import member, qdrant_failover, safekeeper_failover
+from verify.failover import compute_failover, member, qdrant_failover, running_task, safekeeper_failover
 from verify.gate import ENV
 from verify.kong import check_admin_not_exposed, check_kong
 from verify.load import generator_ceiling, judge, run_load
@@ -102,8 +102,8 @@ def verify(
 
 
 def failover_checks(outputs: dict[str, Any], settings: StackSettings, hosts: list[str]) -> list[Check]:
-    """The failover drill on each tier that has a quorum: the last Qdrant node, then the last
-    safekeeper, each stopped through its host's Docker API and started again."""
+    """The failover drill: the last Qdrant node, the last safekeeper, then the compute, each
+    stopped through its host's Docker API (a service's task is replaced by Swarm)."""
     prefix = f"{settings.project}-{settings.stack}"
     checks: list[Check] = []
     if "qdrantUrl" in outputs and settings.qdrant.collections:
@@ -117,6 +117,12 @@ def failover_checks(outputs: dict[str, Any], settings: StackSettings, hosts: lis
         checks += safekeeper_failover(
             outputs["neonDatabaseUrl"], keepers, member(hosts, f"{prefix}-safekeeper", keepers - 1, keepers)
         )
+        try:
+            compute = running_task(hosts, f"{prefix}-neon-compute")
+        except LookupError as err:
+            checks.append(Check("failover.compute", False, str(err)))
+        else:
+            checks += compute_failover(outputs["neonDatabaseUrl"], compute)
     return checks
 
 
@@ -166,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         "--load", action="store_true", help="also the load test (verify.load in the stack file)"
     )
     parser.add_argument(
-        "--failover", action="store_true", help="also the failover drill (stops a Qdrant node, a safekeeper)"
+        "--failover", action="store_true", help="also the failover drill (stops a Qdrant node, a safekeeper, the compute)"
     )
     parser.add_argument("--force", action="store_true", help="run the failover drill on a prod stack too")
     parser.add_argument(

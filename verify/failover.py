@@ -9,6 +9,10 @@ measure what clients saw, restart it (always), and check that nothing was lost.
 - Neon: with one safekeeper stopped, writes go on with a majority: rows written through the
   compute while it is down are all there after it is back. It needs three safekeepers or more
   (with one, stopping it stops the writes; the drill says so instead of running).
+- Neon's compute: its task stopped wherever Swarm runs it; reports how long until the database
+  URL (every host, libpq multi-host) answers again, from the task Swarm starts in its place.
+  The compute holds no data (the safekeepers and the pageserver do, which the safekeeper drill
+  checks), so this one measures availability only.
 
 The rows and points it reads are counted, never changed; the rows it writes go to a table of
 its own, removed at the end.
@@ -35,6 +39,10 @@ SERVICE_LABEL = "com.docker.swarm.service.name"
 """Swarm labels each task container with its service's name."""
 RECOVERY_LIMIT_S = 5.0
 """The plan's failover criterion."""
+COMPUTE_RECOVERY_LIMIT_S = 120.0
+"""How long the compute may be away while Swarm starts a new task (restart delay, then
+compute_ctl syncs the safekeepers and fetches a basebackup): not one of the plan's criteria
+(the plan has one compute), the bound the README states."""
 SCRATCH_TABLE = "verify_failover_writes"
 _CREATE = f"CREATE TABLE IF NOT EXISTS {SCRATCH_TABLE} (n int PRIMARY KEY)"
 _INSERT = f"INSERT INTO {SCRATCH_TABLE} VALUES (%s)"  # noqa: S608 (a constant name)
@@ -54,6 +62,16 @@ def member(hosts: Sequence[str], prefix: str, index: int, count: int) -> Member:
     """Where quorum member `index` of `count` runs: the program places them round-robin over
     the hosts and names them `<project>-<stack>-<role>-<index>`."""
     return Member(hosts[round_robin(count, len(hosts))[index]], f"{prefix}-{index}")
+
+
+def running_task(hosts: Sequence[str], service: str) -> Member:
+    """Where a service's task runs now (a part Swarm may have moved): the first host whose
+    engine has a running container of it."""
+    for host in dict.fromkeys(hosts):
+        client = docker.DockerClient(base_url=host, use_ssh_client=host.startswith("ssh://"))
+        if client.containers.list(filters={"label": f"{SERVICE_LABEL}={service}"}):
+            return Member(host, service)
+    raise LookupError(f"no running task of {service} on any host")
 
 
 @contextmanager
@@ -245,5 +263,33 @@ def safekeeper_failover(database_url: str, safekeepers: int, target: Member, row
             failed == 0 and kept == rows,
             f"{target.container} stopped: {rows - failed} of {rows} writes committed, "
             f"{kept} rows there after",
+        )
+    ]
+
+
+def compute_failover(
+    database_url: str, target: Member, limit_s: float = COMPUTE_RECOVERY_LIMIT_S
+) -> list[Check]:
+    """The compute drill: its task stopped, the time until the database answers again."""
+    back_after = None
+    with stopped(target) as stopped_at:
+        while (waited := time.monotonic() - stopped_at) < limit_s:
+            try:
+                with psycopg.connect(database_url, connect_timeout=3, autocommit=True) as conn:
+                    conn.execute("SELECT 1")
+                back_after = waited
+                break
+            except psycopg.Error:
+                time.sleep(0.5)
+    if back_after is None:
+        return [
+            Check("failover.compute", False, f"{target.container} stopped: not back within {limit_s:g} s")
+        ]
+    return [
+        Check(
+            "failover.compute",
+            True,
+            f"{target.container} stopped: the database answered again after {back_after:.1f} s "
+            f"(limit {limit_s:g} s)",
         )
     ]

@@ -27,5 +27,5 @@ class VerifySettings(ConfigModel):
     load: LoadSettings = {}
     failover: FLAG = False
     """Also the failover drill (python -m verify --failover): stops one Qdrant node and one
-    safekeeper under load, then starts them again. Setting it is the consent the CLI asks for
-    with --force in prod."""
+    safekeeper under load, then starts them again, and stops the compute's task for Swarm to
+    replace. Setting it is the consent the CLI asks for with --force in prod."""

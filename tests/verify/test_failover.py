@@ -17,7 +17,15 @@ from tests.verify.test_gate import gates
 from tests.verify.test_verify import COLLECTION, create_collection
 from verify import failover
 from verify.__main__ import main
-from verify.failover import Member, member, qdrant_failover, recovery_seconds, safekeeper_failover
+from verify.failover import (
+    Member,
+    compute_failover,
+    member,
+    qdrant_failover,
+    recovery_seconds,
+    running_task,
+    safekeeper_failover,
+)
 from verify.kong import check_admin_not_exposed
 from verify.reach import non_loopback_address
 
@@ -219,3 +227,55 @@ def test_stopped_leaves_a_service_task_to_swarm_and_restarts_a_container(
     with failover.stopped(Member("unix:///var/run/docker.sock", "rag-infra-dev-qdrant-2")):
         log.append("outage")
     assert log == [expected[0], "outage", *expected[1:]]
+
+
+def test_a_task_swarm_may_have_moved_is_found_on_the_host_that_runs_it(monkeypatch):
+    engines = {
+        "ssh://a": _FakeDocker({}, set(), []),
+        "ssh://b": _FakeDocker({"rag-infra-prod-neon-compute": "rag-infra-prod-neon-compute.1.x"}, set(), []),
+    }
+    monkeypatch.setattr(failover.docker, "DockerClient", lambda base_url, **_: engines[base_url])
+    assert running_task(["ssh://a", "ssh://b", "ssh://a"], "rag-infra-prod-neon-compute") == Member(
+        "ssh://b", "rag-infra-prod-neon-compute"
+    )
+    with pytest.raises(LookupError, match="no running task of rag-infra-prod-kong on any host"):
+        running_task(["ssh://a", "ssh://b"], "rag-infra-prod-kong")
+
+
+@pytest.fixture
+def compute_down_for(monkeypatch, postgres_db):
+    """The compute 'stopped' (no Docker) and the database refusing connections for `seconds`."""
+    connect = failover.psycopg.connect
+
+    def down_for(seconds: float) -> None:
+        @contextlib.contextmanager
+        def stopped(_target):
+            since = time.monotonic()
+
+            def refusing(*args, **kwargs):
+                if time.monotonic() - since < seconds:
+                    raise failover.psycopg.OperationalError("connection refused")
+                return connect(*args, **kwargs)
+
+            monkeypatch.setattr(failover.psycopg, "connect", refusing)
+            yield since
+
+        monkeypatch.setattr(failover, "stopped", stopped)
+
+    return down_for
+
+
+def test_the_compute_drill_reports_how_long_the_database_was_away(compute_down_for, postgres_db):
+    compute_down_for(1.2)
+    (check,) = compute_failover(postgres_db, Member("unix:///x", "rag-infra-dev-neon-compute"), limit_s=10)
+    seconds = float(check.saw.split("after ")[1].split(" s")[0])
+    assert check.ok and 1.2 <= seconds < 3, check.saw
+    assert "rag-infra-dev-neon-compute stopped" in check.saw and "(limit 10 s)" in check.saw
+
+
+def test_a_compute_not_back_within_the_limit_fails(compute_down_for, postgres_db):
+    compute_down_for(30)
+    started = time.monotonic()
+    (check,) = compute_failover(postgres_db, Member("unix:///x", "rag-infra-dev-neon-compute"), limit_s=1.5)
+    assert not check.ok and check.saw == "rag-infra-dev-neon-compute stopped: not back within 1.5 s"
+    assert time.monotonic() - started < 5
