@@ -2,21 +2,43 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.harness import run_program
+from tests.harness import ProgramRun, run_program
 from tests.support.nginx import Nginx
 from tests.support.postgres import PostgresServer
+
+_RUNS: dict[str, ProgramRun] = {}
+
+
+def _remembered_run(
+    stack: str,
+    overrides: dict[str, Any] | None = None,
+    secret_overrides: dict[str, str] | None = None,
+    **options,
+) -> ProgramRun:
+    """`run_program`, run once per stack and configuration in the session: the program is
+    deterministic under the mocks (it reads only its config and the repository's files). Each
+    caller gets its own copy to read or change."""
+    if options:  # own mocks, a preview: not a plain run
+        return run_program(stack, overrides, secret_overrides, **options)
+    key = json.dumps([stack, overrides, secret_overrides], sort_keys=True)
+    if key not in _RUNS:
+        _RUNS[key] = run_program(stack, overrides, secret_overrides)
+    return copy.deepcopy(_RUNS[key])
 
 
 @pytest.fixture
 def program():
     """Run the whole program for a stack file under mocks: `program("dev", overrides=...)`."""
-    return run_program
+    return _remembered_run
 
 
 @pytest.fixture(scope="session")

@@ -172,7 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         "--load", action="store_true", help="also the load test (verify.load in the stack file)"
     )
     parser.add_argument(
-        "--failover", action="store_true", help="also the failover drill (stops a Qdrant node, a safekeeper, the compute)"
+        "--failover",
+        action="store_true",
+        help="also the failover drill (stops a Qdrant node, a safekeeper, the compute)",
     )
     parser.add_argument("--force", action="store_true", help="run the failover drill on a prod stack too")
     parser.add_argument(
