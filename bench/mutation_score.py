@@ -514,6 +514,13 @@ MUTANTS = [
         NEON_TESTS,
     ),
     Mutant(
+        "the next safekeeper rolled while another one is down",
+        "components/neon/safekeeper_gate.py",
+        "        if answer != 200:",
+        "        if answer not in (200, 'ConnectionError'):",
+        NEON_TESTS,
+    ),
+    Mutant(
         "a rollout gate that never checks the catch-up",
         "components/neon/safekeeper_gate.py",
         "return UpdateResult(outs=self._wait(news, catch_up=True))",

@@ -9,8 +9,9 @@ seen its member:
 - after a rollout (an update of the gate), hold every timeline of the tenant that a peer holds,
   flushed at least up to the commit LSN the peers reported just before (`GET
   /v1/tenant/{t}/timeline/{tl}`: `flush_lsn`, `commit_lsn`; a timeline it does not hold is a
-  404). The walproposer reconnects by itself and streams what the member missed; only once it
-  has, may the next member go: a majority then always holds every committed record.
+  404), and see every other member answer. The walproposer reconnects by itself and streams
+  what the member missed; only once it has, and no other member is down, may the next member
+  go: a majority then always holds every committed record.
 
 A new member (the gate's create: the stack's first `pulumi up`, or a quorum grown from 1 to 3)
 holds no timeline yet and gets it from the compute once the compute's config names it, which
@@ -107,6 +108,19 @@ def member_state(
             behind.append(f"timeline {timeline} flushed to {mine['flush_lsn']}, peers committed {needed:X}")
     if behind:
         return False, f"safekeeper {index} is behind: " + "; ".join(behind)
+    # The next rollout stops one more member: only with every other one up does a majority stay.
+    for peer, url in enumerate(urls):
+        if peer == index:
+            continue
+        try:
+            answer = _get(url.rstrip("/") + "/v1/status")[0]
+        except requests.RequestException as err:
+            answer = type(err).__name__
+        if answer != 200:
+            return False, (
+                f"safekeeper {peer} does not answer ({answer}): stopping the next one would leave "
+                "the quorum without a majority"
+            )
     return True, f"safekeeper {index} (node {node_id}) answers with every timeline caught up"
 
 

@@ -107,12 +107,32 @@ def test_after_a_rollout_a_member_missing_a_timeline_its_peers_hold_is_not_back(
         provider.update("sk", props(quorum), props(quorum))
 
 
-def test_timelines_no_peer_holds_yet_and_a_peer_down_do_not_hold_it_back(quorum, provider):
-    # `pitr` is not written anywhere yet; peer 0 is down; peer 1 and the member agree on main.
-    quorum[1].hold(TENANT, MAIN, flush=0x700, commit=0x700)
-    quorum[2].hold(TENANT, MAIN, flush=0x700, commit=0x700)
+def test_timelines_no_peer_holds_yet_do_not_hold_it_back(quorum, provider):
+    # `pitr` is not written anywhere yet; the member and its peers agree on main.
+    for sk in quorum:
+        sk.hold(TENANT, MAIN, flush=0x700, commit=0x700)
+    assert provider.update("sk", props(quorum), props(quorum)).outs["seen"]
+
+
+def test_what_the_member_learned_since_the_peers_were_read_is_not_held_against_it(quorum, provider):
+    for sk in quorum[:2]:
+        sk.hold(TENANT, MAIN, flush=0x4000, commit=0x4000)
+    # It has all the peers had committed, and has heard of a newer commit it is still receiving.
+    quorum[2].hold(TENANT, MAIN, flush=0x4000, commit=0x5000)
+    assert "caught up" in provider.update("sk", props(quorum), props(quorum)).outs["seen"]
+
+
+def test_after_a_rollout_another_member_down_holds_the_next_one_back(quorum, provider):
+    """Stopping the next member with one already down would leave no majority of three."""
+    for sk in quorum:
+        sk.hold(TENANT, MAIN, flush=0x700, commit=0x700)
     urls = [closed_port(), quorum[1].url, quorum[2].url]
-    assert provider.update("sk", props(quorum), props(quorum, urls=urls)).outs["seen"]
+    with pytest.raises(
+        SafekeeperGateError, match=r"safekeeper 0 does not answer \(ConnectionError\): .* majority"
+    ):
+        provider.update("sk", props(quorum), props(quorum, urls=urls))
+    # A new member (create) only has to answer: the others may still be starting.
+    assert provider.create(props(quorum, urls=urls)).outs["seen"]
 
 
 def test_it_runs_again_after_every_rollout_of_its_member_only(provider, quorum):
