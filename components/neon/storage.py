@@ -149,7 +149,6 @@ class NeonStorage(pulumi.ComponentResource):
             ),
             parent=self,
         )
-        workdir_file = f"{PAGESERVER_WORKDIR}/{{}}"
         self.pageserver = hosts.service(
             f"{name}-pageserver",
             ServiceSpec(
@@ -159,9 +158,10 @@ class NeonStorage(pulumi.ComponentResource):
                 command=["/usr/local/bin/pageserver", "-D", PAGESERVER_WORKDIR],
                 env=s3_env,
                 files=[
-                    ServiceFile(workdir_file.format("pageserver.toml"), render_pageserver_toml(storage)),
-                    ServiceFile(workdir_file.format("identity.toml"), render_identity_toml()),
-                    ServiceFile(workdir_file.format("metadata.json"), render_metadata_json()),
+                    # In its workdir, where it reads them (mounted over its volume).
+                    ServiceFile(f"{PAGESERVER_WORKDIR}/pageserver.toml", render_pageserver_toml(storage)),
+                    ServiceFile(f"{PAGESERVER_WORKDIR}/identity.toml", render_identity_toml()),
+                    ServiceFile(f"{PAGESERVER_WORKDIR}/metadata.json", render_metadata_json()),
                     s3_credentials,
                 ],
                 mounts=[self._volume("pageserver", "/data", 0)],
