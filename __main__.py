@@ -6,9 +6,8 @@ import json
 import pulumi
 
 from components.kong.gateway import KongGateway, KongGatewayArgs
-from components.kong.gateway import operator_forwards as kong_forwards
 from components.neon.database import NeonDatabase, NeonDatabaseArgs
-from components.neon.storage import operator_forwards as neon_forwards
+from components.operator_forwards import stack_operator_forwards
 from components.platform.app_env import app_env
 from components.platform.hosts import DockerHosts, DockerHostsArgs
 from components.platform.operator_access import OperatorAccess, OperatorAccessArgs
@@ -33,10 +32,7 @@ hosts = DockerHosts(
 
 # The admin and operator ports no Swarm service may publish, on the manager's loopback. It
 # comes first: the Neon tier's own resources reach the storage APIs through it.
-forwards = [
-    *(neon_forwards(settings.neon) if settings.features.neon else []),
-    *(kong_forwards(settings.kong) if settings.features.kong_gateway else []),
-]
+forwards = stack_operator_forwards(settings)
 operator_access = (
     OperatorAccess(
         "operator-access", OperatorAccessArgs(hosts=hosts, forwards=forwards, image=DEFAULT_NGINX_IMAGE)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import docker
 
+from policies.program import repository
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 STANDINS = HERE / "standins"
@@ -45,13 +47,6 @@ STAND_INS: dict[str, str] = {
 }
 """Every image the program can run, and what stands in for it: the real nginx and PostgreSQL
 for nginx and postgres; Python servers speaking the fakes' APIs for the rest."""
-
-
-def repository(reference: str) -> str:
-    """`kong:3.9.3` -> `kong`; `ghcr.io/x/y:tag@sha256:…` -> `ghcr.io/x/y`."""
-    name = reference.split("@", 1)[0]
-    last = name.rsplit("/", 1)[-1]
-    return name[: len(name) - len(last)] + last.split(":", 1)[0]
 
 
 def stand_in_for(reference: str) -> str:

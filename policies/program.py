@@ -54,13 +54,18 @@ class RegisteredResource:
         return unwrap_secrets(self.inputs.get(key, default))
 
 
+def repository(reference: str) -> str:
+    """`kong:3.9.3` -> `kong`; `ghcr.io/x/y:tag@sha256:…` -> `ghcr.io/x/y`."""
+    name = reference.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return name[: len(name) - len(last)] + last.split(":", 1)[0]
+
+
 def repo_digest(ref: str) -> str:
     """What the Docker provider records for a pulled image: `<repository>@<digest>`, the tag
     dropped, the digest the one the reference pins (a made-up one for a tag alone)."""
-    name, _, digest = ref.partition("@")
-    head, _, last = name.rpartition("/")
-    repository = f"{head}/{last.split(':')[0]}" if head else last.split(":")[0]
-    return f"{repository}@{digest or 'sha256:' + '0' * 64}"
+    digest = ref.partition("@")[2]
+    return f"{repository(ref)}@{digest or 'sha256:' + '0' * 64}"
 
 
 @dataclass

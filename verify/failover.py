@@ -64,12 +64,20 @@ def member(hosts: Sequence[str], prefix: str, index: int, count: int) -> Member:
     return Member(hosts[round_robin(count, len(hosts))[index]], f"{prefix}-{index}")
 
 
+def _engine(host: str) -> docker.DockerClient:
+    return docker.DockerClient(base_url=host, use_ssh_client=host.startswith("ssh://"))
+
+
+def _tasks(client: docker.DockerClient, service: str) -> list:
+    """The running containers of a Swarm service's tasks on this engine."""
+    return client.containers.list(filters={"label": f"{SERVICE_LABEL}={service}"})
+
+
 def running_task(hosts: Sequence[str], service: str) -> Member:
     """Where a service's task runs now (a part Swarm may have moved): the first host whose
     engine has a running container of it."""
     for host in dict.fromkeys(hosts):
-        client = docker.DockerClient(base_url=host, use_ssh_client=host.startswith("ssh://"))
-        if client.containers.list(filters={"label": f"{SERVICE_LABEL}={service}"}):
+        if _tasks(_engine(host), service):
             return Member(host, service)
     raise LookupError(f"no running task of {service} on any host")
 
@@ -79,8 +87,8 @@ def stopped(target: Member) -> Iterator[float]:
     """The member stopped for the duration of the block (yields when it stopped); a container is
     started again afterwards whatever happens in the block, a service's task is replaced by
     Swarm (restart policy) as soon as it can."""
-    client = docker.DockerClient(base_url=target.host, use_ssh_client=target.host.startswith("ssh://"))
-    tasks = client.containers.list(filters={"label": f"{SERVICE_LABEL}={target.container}"})
+    client = _engine(target.host)
+    tasks = _tasks(client, target.container)
     if tasks:
         # A Swarm service's task: Swarm replaces it by itself, on the node it is pinned to.
         # Starting the stopped one again would run a second process on the member's volume.

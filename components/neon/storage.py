@@ -43,14 +43,13 @@ from components.neon.safekeeper_gate import SafekeeperReady, SafekeeperReadyArgs
 from components.neon.settings import NeonSettings
 from components.platform.hosts import DockerHosts, round_robin
 from components.platform.jobs import OneShotJob, OneShotJobArgs
-from components.platform.operator_access import Forward
+from components.platform.operator_access import LOOPBACK, Forward
 from components.platform.postgres import DATA_PATH, PostgresArgs, postgres_service
 from components.platform.probes import bash_http_probe
 from components.platform.secrets import secret_or_generated
 from components.platform.service import HealthCheck, Mount, ServiceFile, ServiceSpec, SwarmService
 from components.platform.settings import DEFAULT_NGINX_IMAGE, DEFAULT_POSTGRES_IMAGE
 
-LOOPBACK = "127.0.0.1"
 MINIO_USER = "neon"
 CONTROLLER_DB_ALIAS = "storage-controller-db"
 CONTROLLER_DB = "storage_controller"

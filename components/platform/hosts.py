@@ -131,10 +131,6 @@ class DockerHosts(pulumi.ComponentResource):
         """Where ports published on host `index` are reached from the machine running Pulumi."""
         return reachable_host(self._args.hosts[index])
 
-    def placement(self, count: int) -> list[docker.Provider]:
-        """The provider for each of `count` quorum members, round-robin over the hosts."""
-        return [self.providers[slot] for slot in round_robin(count, len(self.providers))]
-
     def public_urls(self, port: int) -> list[pulumi.Output[str]]:
         """`http://<host>:<port>` on every host, for a service published there in host mode."""
         return [

@@ -20,8 +20,7 @@ import subprocess
 import sys
 from urllib.parse import urlsplit
 
-from components.kong.gateway import operator_forwards as kong_forwards
-from components.neon.storage import operator_forwards as neon_forwards
+from components.operator_forwards import stack_operator_forwards
 from components.platform.settings import SettingsError
 from components.settings import StackSettings
 
@@ -30,10 +29,7 @@ def forwards(settings: StackSettings) -> dict[str, list[int]]:
     """ssh:// host URL -> the loopback ports of that host the program or an operator needs:
     OperatorAccess's, all on the first host."""
     first = settings.docker_hosts[0]
-    ports = [
-        *(f.port for f in neon_forwards(settings.neon) if settings.features.neon),
-        *(f.port for f in kong_forwards(settings.kong) if settings.features.kong_gateway),
-    ]
+    ports = [forward.port for forward in stack_operator_forwards(settings)]
     return {first: sorted(set(ports))} if first.startswith("ssh://") and ports else {}
 
 
