@@ -6,6 +6,7 @@ import re
 
 import yaml
 
+from components.neon.object_storage import expand_ellipses
 from e2e.stack import Deployment
 from verify.reach import accepts, non_loopback_address
 
@@ -19,8 +20,9 @@ _NAME_PATTERNS = (
 )
 PUBLIC_PORTS = (8000, 6333, 6334, 6432)
 """Kong's proxy, the Qdrant LB (REST, gRPC), the pooler: what clients reach from elsewhere."""
-OPERATOR_PORTS = frozenset({8001, 8100, 1234, 9898, 6400, 7676, 7677, 7678})
-"""Kong admin and status, the storage controller, pageserver, safekeepers: loopback only."""
+OPERATOR_PORTS = frozenset({8001, 8100, 1234, 9898, 6400, 7676, 7677, 7678, 9000, 9001, 9002})
+"""Kong admin and status, the storage controller, pageserver, safekeepers, MinIO nodes:
+loopback only."""
 
 
 def names_in(text: str) -> set[str]:
@@ -33,18 +35,19 @@ def names_resolve_to_their_containers(deployment: Deployment, prober: str) -> se
     """Every host name in every command, environment and uploaded file resolves, through
     Docker's DNS on the stack network, to the container that declared that alias (asked from
     inside `prober`). Returns the names checked."""
-    aliases: dict[str, str] = {}
+    aliases: dict[str, list[str]] = {}
     names: set[str] = set()
     application_hosts: set[str] = set()
     for resource in deployment.run.workloads:
         for network in resource.plain("networksAdvanced") or []:
             for alias in network.get("aliases") or []:
-                aliases[alias] = resource.plain("name")
+                # A name several services declare (MinIO's shared `minio`) resolves to any of them.
+                aliases.setdefault(alias, []).append(resource.plain("name"))
         uploads = resource.plain("uploads") or []
-        text = " ".join(
-            [*(resource.plain("command") or []), *(resource.plain("envs") or [])]
-            + [upload["content"] for upload in uploads]
-        )
+        words = [*(resource.plain("command") or []), *(resource.plain("envs") or [])]
+        # MinIO's endpoints name every node at once: http://minio-{0...2}:9000/data{0...1}.
+        expanded = [e for word in words for e in expand_ellipses(word)]
+        text = " ".join(expanded + [upload["content"] for upload in uploads])
         names |= names_in(text)
         for upload in uploads:
             if upload["file"].endswith("kong.yml"):
@@ -57,10 +60,11 @@ def names_resolve_to_their_containers(deployment: Deployment, prober: str) -> se
         assert name in aliases, f"{name} is used by a config but no container declares it"
         code, output = deployment.container(prober).exec_run(["getent", "hosts", name])
         assert code == 0, f"{name} does not resolve on the stack network"
-        address = deployment.container(aliases[name]).attrs["NetworkSettings"]["Networks"][network][
-            "IPAddress"
-        ]
-        assert output.decode().split()[0] == address, f"{name} resolves to {output!r}, not {aliases[name]}"
+        addresses = {
+            deployment.container(declared).attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
+            for declared in aliases[name]
+        }
+        assert output.decode().split()[0] in addresses, f"{name} resolves to {output!r}, not {aliases[name]}"
     return names
 
 

@@ -26,7 +26,7 @@ STANDINS = HERE / "standins"
 SUITE = "sid"
 MIRROR = os.environ.get("MIRROR", "http://deb.debian.org/debian")
 BASE_PACKAGES = (
-    "bash", "python3", "python3-yaml", "python3-jwt", "python3-h2",
+    "bash", "curl", "python3", "python3-yaml", "python3-jwt", "python3-h2",
     "nginx-light", "libnginx-mod-stream", "wget", "postgresql-18", "postgresql-18-pgvector", "pgbouncer",
 )  # fmt: skip
 CACHE = Path(os.environ.get("RAG_E2E_CACHE", Path.home() / ".cache" / "rag-infra-e2e"))

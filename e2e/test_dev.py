@@ -254,6 +254,8 @@ def test_verify_passes_and_the_failover_drill_measures_the_loss_of_a_node(dev: D
     checks = {check["name"]: check for check in report["checks"]}
     assert {"failover.qdrant.searches", "failover.qdrant.replicas", "failover.qdrant.points"} <= set(checks)
     assert "no majority" in checks["failover.safekeeper"]["saw"]  # dev runs one safekeeper
+    assert checks["failover.object-storage"]["saw"].startswith("not run: a store of 1 MinIO node(s)")
+    assert checks["neon.minio0"]["ok"]  # the single server's own write quorum
     # The compute's task stopped: Swarm starts another, and the database answers again.
     assert checks["failover.compute"]["ok"] and "answered again after" in checks["failover.compute"]["saw"]
     assert (

@@ -1,12 +1,13 @@
 """The prod stack squeezed onto one engine: three host URLs (the socket and two links to it),
 which the program makes one swarm (the engine's node joins it once and carries the labels of
 all three), the encrypted overlay network, the plan's HA sizes (3 Qdrant nodes, 3
-safekeepers). What one machine cannot show, it does not claim: the three "hosts" are one
-engine, so spreading is checked on the render (which provider each member was created with)
-and availability on the containers."""
+safekeepers, 3 MinIO nodes of 2 drives). What one machine cannot show, it does not claim: the
+three "hosts" are one engine, so spreading is checked on the render (which provider each
+member was created with) and availability on the containers."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterator
 
@@ -94,6 +95,14 @@ def test_the_failover_drill_is_refused_on_prod_unless_forced_and_then_runs(
     assert (
         "rag-infra-prod-neon-compute stopped: the database answered again after" in checks["failover.compute"]
     )
+    # One MinIO node of three (two drives each) away: the others kept a write quorum of 4 of 6.
+    held = re.match(
+        r"rag-infra-prod-minio-2 stopped: node 0 reported a write quorum in (\d+) of (\d+) probes over 10 s; "
+        r"back in the store after",
+        checks["failover.object-storage"],
+    )
+    assert held and held[1] == held[2] and int(held[1]) >= 10, checks["failover.object-storage"]
+    assert {f"neon.minio{i}" for i in range(3)} <= set(checks)
     print("\n".join(f"{name}: {saw}" for name, saw in checks.items() if name.startswith("failover")))
 
 

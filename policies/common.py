@@ -215,6 +215,15 @@ def pinned_host(resource: Any) -> str | None:
     return plain((provider.props or {}).get("host")) or provider.name
 
 
+def stack_hosts(resources: Iterable[Any]) -> set[str]:
+    """The Docker hosts the stack has a provider for."""
+    return {
+        plain((r.props or {}).get("host")) or r.name
+        for r in resources
+        if r.resource_type == "pulumi:providers:docker"
+    }
+
+
 def containers_of(resources: Iterable[Any], *components: str) -> list[Any]:
     """PolicyResources that run the given components (any, when none given): containers and
     Swarm services."""

@@ -11,23 +11,14 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from policies.common import containers_of, pinned_host, plain
+from policies.common import containers_of, pinned_host, stack_hosts
 
 QUORUM_COMPONENTS = {"qdrant": "Qdrant nodes", "neon-safekeeper": "safekeepers"}
 
 
-def _stack_hosts(resources) -> set[str]:
-    """The Docker hosts the stack has a provider for."""
-    return {
-        plain((r.props or {}).get("host")) or r.name
-        for r in resources
-        if r.resource_type == "pulumi:providers:docker"
-    }
-
-
 def _spread(args: StackValidationArgs, report: ReportViolation) -> None:
     minimum = args.get_config().get("minHosts", 3)
-    if len(_stack_hosts(args.resources)) < minimum:
+    if len(stack_hosts(args.resources)) < minimum:
         return  # nowhere to spread to: stack-hosts-for-a-quorum says so
     for component, what in QUORUM_COMPONENTS.items():
         members = containers_of(args.resources, component)
@@ -45,7 +36,7 @@ def _spread(args: StackValidationArgs, report: ReportViolation) -> None:
 
 def _enough_hosts(args: StackValidationArgs, report: ReportViolation) -> None:
     minimum = args.get_config().get("minHosts", 3)
-    hosts = _stack_hosts(args.resources)
+    hosts = stack_hosts(args.resources)
     quorums = [
         f"{len(members)} {what}"
         for component, what in QUORUM_COMPONENTS.items()

@@ -19,6 +19,7 @@ PINNED = {
     ("components.neon.timeline", "NeonTimelineProvider"),
     ("components.qdrant.collection", "QdrantCollectionProvider"),
     ("components.neon.safekeeper_gate", "SafekeeperReadyProvider"),
+    ("components.neon.minio_gate", "MinioReadyProvider"),
     ("components.qdrant.member_gate", "QdrantMemberReadyProvider"),
     ("migration.postgres.resource", "PostgresMigrationProvider"),
     ("migration.qdrant.resource", "QdrantMigrationProvider"),

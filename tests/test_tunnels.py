@@ -16,7 +16,8 @@ def test_every_operator_port_is_forwarded_from_the_first_host():
     settings = parse_settings(
         {"dockerHosts": hosts, "neon": {"safekeepers": 3}, "kong": {"cors": {"origins": ["*"]}}}, stack="prod"
     )
-    assert forwards(settings) == {hosts[0]: [1234, 6400, 7676, 7677, 7678, 8001, 8100, 9898]}
+    # The store's single MinIO node (objectStorage.apiPort).
+    assert forwards(settings) == {hosts[0]: [1234, 6400, 7676, 7677, 7678, 8001, 8100, 9000, 9898]}
     (command,) = ssh_commands(settings)
     assert command[-1] == "deploy@docker-2.example.internal" and command[command.index("-p") + 1] == "2222"
     assert "127.0.0.1:7678:127.0.0.1:7678" in command
@@ -26,7 +27,13 @@ def test_only_the_enabled_tiers_ports():
     settings = parse_settings(
         {"dockerHosts": HOSTS, "features": {"kongGateway": False}, "neon": {"safekeepers": 1}}, stack="prod"
     )
-    assert forwards(settings) == {HOSTS[0]: [1234, 6400, 7676, 9898]}
+    assert forwards(settings) == {HOSTS[0]: [1234, 6400, 7676, 9000, 9898]}
+
+
+def test_each_node_of_a_distributed_store_has_its_port():
+    store = {"nodes": 3, "drivesPerNode": 2, "apiPort": 9100}
+    settings = parse_settings({"dockerHosts": HOSTS, "neon": {"objectStorage": store}}, stack="prod")
+    assert {9100, 9101, 9102} <= set(forwards(settings)[HOSTS[0]])
 
 
 def test_local_hosts_need_no_tunnel():

@@ -22,7 +22,14 @@ from components.kong.token import issue_token
 from components.platform.settings import SettingsError
 from components.settings import StackSettings
 from policies.program import stack_settings
-from verify.failover import compute_failover, member, qdrant_failover, running_task, safekeeper_failover
+from verify.failover import (
+    compute_failover,
+    member,
+    object_storage_failover,
+    qdrant_failover,
+    running_task,
+    safekeeper_failover,
+)
 from verify.gate import ENV
 from verify.kong import check_admin_not_exposed, check_kong
 from verify.load import generator_ceiling, judge, run_load
@@ -102,8 +109,9 @@ def verify(
 
 
 def failover_checks(outputs: dict[str, Any], settings: StackSettings, hosts: list[str]) -> list[Check]:
-    """The failover drill: the last Qdrant node, the last safekeeper, then the compute, each
-    stopped through its host's Docker API (a service's task is replaced by Swarm)."""
+    """The failover drill: the last Qdrant node, the last safekeeper, the last MinIO node, then
+    the compute, each stopped through its host's Docker API (a service's task is replaced by
+    Swarm)."""
     prefix = f"{settings.project}-{settings.stack}"
     checks: list[Check] = []
     if "qdrantUrl" in outputs and settings.qdrant.collections:
@@ -117,6 +125,9 @@ def failover_checks(outputs: dict[str, Any], settings: StackSettings, hosts: lis
         checks += safekeeper_failover(
             outputs["neonDatabaseUrl"], keepers, member(hosts, f"{prefix}-safekeeper", keepers - 1, keepers)
         )
+        store = settings.neon.object_storage
+        last = member(hosts, f"{prefix}-minio", store.nodes - 1, store.nodes)
+        checks += object_storage_failover(outputs["neonStatusUrls"], store, last)
         try:
             compute = running_task(hosts, f"{prefix}-neon-compute")
         except LookupError as err:

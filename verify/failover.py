@@ -9,6 +9,10 @@ measure what clients saw, restart it (always), and check that nothing was lost.
 - Neon: with one safekeeper stopped, writes go on with a majority: rows written through the
   compute while it is down are all there after it is back. It needs three safekeepers or more
   (with one, stopping it stops the writes; the drill says so instead of running).
+- Neon's object storage: with its last MinIO node stopped, the first node keeps reporting a
+  write quorum (`/minio/health/cluster`, MinIO's own verdict over every drive it can reach)
+  for the whole time; then the time until the stopped node is back in the store. It needs a
+  store that survives one node (three nodes or more); otherwise the drill says so.
 - Neon's compute: its task stopped wherever Swarm runs it; reports how long until the database
   URL (every host, libpq multi-host) answers again, from the task Swarm starts in its place.
   The compute holds no data (the safekeepers and the pageserver do, which the safekeeper drill
@@ -30,6 +34,8 @@ import docker
 import psycopg
 import requests
 
+from components.neon.object_storage import writes_survive_losing_any_host
+from components.neon.settings import ObjectStorageSettings
 from components.platform.hosts import round_robin
 from components.qdrant.collection import QdrantApiError, QdrantRest, replica_placement, unhealthy_replicas
 from components.qdrant.settings import CollectionSettings
@@ -39,6 +45,10 @@ SERVICE_LABEL = "com.docker.swarm.service.name"
 """Swarm labels each task container with its service's name."""
 RECOVERY_LIMIT_S = 5.0
 """The plan's failover criterion."""
+OBJECT_STORAGE_HOLD_S = 10.0
+"""How long the object storage drill watches the store with one node down."""
+OBJECT_STORAGE_RECOVERY_LIMIT_S = 120.0
+"""How long the stopped MinIO node may take to be back (Swarm's restart delay, then the start)."""
 COMPUTE_RECOVERY_LIMIT_S = 120.0
 """How long the compute may be away while Swarm starts a new task (restart delay, then
 compute_ctl syncs the safekeepers and fetches a basebackup): not one of the plan's criteria
@@ -273,6 +283,56 @@ def safekeeper_failover(database_url: str, safekeepers: int, target: Member, row
             f"{kept} rows there after",
         )
     ]
+
+
+def _cluster_status(url: str) -> int | str:
+    try:
+        return requests.get(url, timeout=3).status_code
+    except requests.RequestException as err:
+        return type(err).__name__
+
+
+def object_storage_failover(
+    status_urls: dict[str, str],
+    store: ObjectStorageSettings,
+    target: Member,
+    hold_s: float = OBJECT_STORAGE_HOLD_S,
+    limit_s: float = OBJECT_STORAGE_RECOVERY_LIMIT_S,
+) -> list[Check]:
+    """The object storage drill: the last MinIO node stopped; node 0 must keep a write quorum,
+    and the stopped node must come back in the store."""
+    nodes = store.nodes
+    if not writes_survive_losing_any_host({str(i): store.drives_per_node for i in range(nodes)}):
+        return [
+            Check(
+                "failover.object-storage",
+                True,
+                f"not run: a store of {nodes} MinIO node(s) x {store.drives_per_node} drive(s) stops "
+                "writing without one of them",
+            )
+        ]
+    survivor, returning = status_urls["minio0"], status_urls[f"minio{nodes - 1}"]
+    answers: list[int | str] = []
+    with stopped(target) as stopped_at:
+        while time.monotonic() - stopped_at < hold_s:
+            answers.append(_cluster_status(survivor))
+            time.sleep(0.5)
+        back_after = None
+        while (waited := time.monotonic() - stopped_at) < limit_s:
+            if _cluster_status(returning) == 200:
+                back_after = waited
+                break
+            time.sleep(0.5)
+    refused = [a for a in answers if a != 200]
+    saw = f"{target.container} stopped: node 0 reported a write quorum in {len(answers) - len(refused)} "
+    saw += f"of {len(answers)} probes over {hold_s:g} s"
+    saw += f" (otherwise {', '.join(sorted(set(map(str, refused))))})" if refused else ""
+    saw += (
+        f"; back in the store after {back_after:.1f} s"
+        if back_after is not None
+        else (f"; not back within {limit_s:g} s")
+    )
+    return [Check("failover.object-storage", bool(answers) and not refused and back_after is not None, saw)]
 
 
 def compute_failover(

@@ -139,7 +139,8 @@ def check_neon_storage(
         )
     )
     for name, url in sorted(status_urls.items()):
-        if not name.startswith("safekeeper"):
+        # The quorum members: each safekeeper, and each MinIO node's view of its write quorum.
+        if not name.startswith(("safekeeper", "minio")):
             continue
         try:
             status = requests.get(url, timeout=5).status_code

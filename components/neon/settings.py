@@ -43,12 +43,40 @@ def _has_time_zone(timestamp: str) -> bool:
 
 
 class ObjectStorageSettings(ConfigModel):
-    """The S3-compatible store (MinIO) holding Neon's layers and WAL backups."""
+    """The S3-compatible store (MinIO) holding Neon's layers and WAL backups.
+
+    One MinIO server per node, pinned round-robin over the hosts, each with `drivesPerNode`
+    volumes; with more than one node they form one erasure-coded deployment
+    (components/neon/object_storage.py). Prod defaults to 3 nodes of 2 drives: one set of 6
+    drives with parity 3, which keeps reading and writing with any one node lost."""
 
     image: IMAGE = DEFAULT_MINIO_IMAGE
     mc_image: IMAGE = DEFAULT_MINIO_MC_IMAGE
     bucket: text(r"[a-z0-9][a-z0-9.-]{2,62}", "an S3 bucket name") = "neon"
     region: text() = "eu-north-1"
+    nodes: whole(1, 16) = 1
+    drives_per_node: whole(1, 16) = 1
+    api_port: PORT = 9000
+    """Where OperatorAccess forwards node i's S3 API on the first host's loopback: apiPort + i."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _prod_layout(cls, data: Any, info: ValidationInfo) -> Any:
+        if isinstance(data, Mapping) and is_prod(info):
+            return {"nodes": 3, "drivesPerNode": 2, **data}
+        return data
+
+    @model_validator(mode="after")
+    def _one_erasure_set(self) -> Self:
+        # One erasure set of 2 to 16 drives (MinIO's set sizes); more would need server pools.
+        drives = self.nodes * self.drives_per_node
+        if drives > 16:
+            fail(
+                f"must give at most 16 drives in all (nodes x drivesPerNode), got "
+                f"{self.nodes} x {self.drives_per_node} = {drives}",
+                "drivesPerNode",
+            )
+        return self
 
 
 class BranchSettings(ConfigModel):

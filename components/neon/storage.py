@@ -23,8 +23,6 @@ from components.neon.config import (
     BROKER_PORT,
     CONTROLLER_ALIAS,
     CONTROLLER_PORT,
-    MINIO_ALIAS,
-    MINIO_PORT,
     NOTIFY_ALIAS,
     NOTIFY_PORT,
     PAGESERVER_ALIAS,
@@ -39,10 +37,11 @@ from components.neon.config import (
     safekeeper_alias,
     safekeeper_command,
 )
+from components.neon.object_storage import CLUSTER_HEALTH, MINIO_USER, ObjectStorageArgs, object_storage
+from components.neon.object_storage import operator_forwards as object_storage_forwards
 from components.neon.safekeeper_gate import SafekeeperReady, SafekeeperReadyArgs
 from components.neon.settings import NeonSettings
 from components.platform.hosts import DockerHosts, round_robin
-from components.platform.jobs import OneShotJob, OneShotJobArgs
 from components.platform.operator_access import LOOPBACK, Forward
 from components.platform.postgres import DATA_PATH, PostgresArgs, postgres_service
 from components.platform.probes import bash_http_probe
@@ -50,7 +49,6 @@ from components.platform.secrets import secret_or_generated
 from components.platform.service import HealthCheck, Mount, ServiceFile, ServiceSpec, SwarmService
 from components.platform.settings import DEFAULT_NGINX_IMAGE, DEFAULT_POSTGRES_IMAGE
 
-MINIO_USER = "neon"
 CONTROLLER_DB_ALIAS = "storage-controller-db"
 CONTROLLER_DB = "storage_controller"
 PAGESERVER_WORKDIR = "/data/.neon"
@@ -58,8 +56,6 @@ S3_CREDENTIALS_FILE = "/run/secrets/aws-credentials"
 """The S3 key pair as an AWS shared credentials file: the pageserver's and safekeepers' S3
 client falls back to it when no AWS_* variable is set (libs/remote_storage/src/s3_bucket.rs:
 environment, then the profile file that AWS_SHARED_CREDENTIALS_FILE names)."""
-MINIO_PASSWORD_FILE = "/run/secrets/minio-root-password"  # noqa: S105 (a path)
-"""MinIO reads MINIO_ROOT_PASSWORD_FILE at start (cmd/common-main.go loadEnvVarsFromFiles)."""
 CONTROLLER_DB_URL_FILE = "/run/secrets/storage-controller-database-url"
 """The controller takes its database URL only from `--database-url` or DATABASE_URL
 (storage_controller/src/main.rs): a shell reads this secret into its environment at start."""
@@ -78,6 +74,7 @@ def operator_forwards(settings: NeonSettings) -> list[Forward]:
             Forward(port + i, safekeeper_alias(i), port, f"safekeeper {i} HTTP API")
             for i in range(settings.safekeepers)
         ),
+        *object_storage_forwards(settings.object_storage),
     ]
 
 
@@ -127,6 +124,8 @@ class NeonStorage(pulumi.ComponentResource):
         self._images: dict[str, pulumi.Output[str]] = {}
         storage = RemoteStorage(bucket=settings.object_storage.bucket, region=settings.object_storage.region)
 
+        local = hosts.reachable_host(0) == "localhost"
+        operator_host = "localhost" if local else LOOPBACK
         minio_password = secret_or_generated(f"{name}-minio-password", None, parent=self)
         s3_credentials = ServiceFile(
             S3_CREDENTIALS_FILE,
@@ -134,7 +133,21 @@ class NeonStorage(pulumi.ComponentResource):
             secret=True,
         )
         s3_env = {"AWS_SHARED_CREDENTIALS_FILE": S3_CREDENTIALS_FILE}
-        minio, bucket = self._object_storage(minio_password)
+        api_port, nodes = settings.object_storage.api_port, settings.object_storage.nodes
+        store = object_storage(
+            name,
+            ObjectStorageArgs(
+                settings=settings.object_storage,
+                hosts=hosts,
+                image=self._image(settings.object_storage.image),
+                password=minio_password,
+                api_urls=[f"http://{operator_host}:{api_port + i}" for i in range(nodes)],
+                memory_mb=settings.memory_mb,
+                operator_access=args.operator_access,
+            ),
+            parent=self,
+        )
+        bucket = store.bucket
         controller = self._controller()
         broker = hosts.service(
             f"{name}-broker",
@@ -172,11 +185,9 @@ class NeonStorage(pulumi.ComponentResource):
                 health=self._http_check(PAGESERVER_HTTP_PORT, "/v1/status"),
             ),
             parent=self,
-            depends_on=[controller, broker, bucket, minio],
+            depends_on=[controller, broker, bucket],
         )
 
-        local = hosts.reachable_host(0) == "localhost"
-        operator_host = "localhost" if local else LOOPBACK
         # Each safekeeper's API on the first host's loopback (OperatorAccess), as reached from
         # where `pulumi up` runs: timeline deletion removes the timeline from every one of them.
         self.safekeeper_api_urls = [
@@ -236,6 +247,8 @@ class NeonStorage(pulumi.ComponentResource):
                     f"safekeeper{i}": f"http://{LOOPBACK}:{settings.safekeeper_http_port + i}/v1/status"
                     for i in range(settings.safekeepers)
                 },
+                # 200 only while the store has a write quorum of drives online.
+                **{f"minio{i}": f"http://{LOOPBACK}:{api_port + i}{CLUSTER_HEALTH}" for i in range(nodes)},
             }
         )
         self.register_outputs({"controllerUrl": self.controller_url, "statusUrls": self.status_urls})
@@ -256,49 +269,6 @@ class NeonStorage(pulumi.ComponentResource):
 
     def _http_check(self, port: int, path: str) -> HealthCheck:
         return HealthCheck(bash_http_probe(port, path), retries=6, start_period="30s")
-
-    def _object_storage(self, password: pulumi.Output[str]) -> tuple[SwarmService, OneShotJob]:
-        settings, hosts = self._settings.object_storage, self._hosts
-        minio = hosts.service(
-            f"{self._name}-minio",
-            ServiceSpec(
-                alias=MINIO_ALIAS,
-                component="neon-object-storage",
-                image=self._image(settings.image),
-                args=["server", "/data", "--address", f":{MINIO_PORT}", "--console-address", ":9001"],
-                env={"MINIO_ROOT_USER": MINIO_USER, "MINIO_ROOT_PASSWORD_FILE": MINIO_PASSWORD_FILE},
-                files=[ServiceFile(MINIO_PASSWORD_FILE, password, secret=True)],
-                mounts=[self._volume("minio", "/data", 0)],
-                pinned_to=0,
-                memory_mb=self._settings.memory_mb,
-                health=HealthCheck(["CMD", "mc", "ready", "local"], interval="5s", retries=12),
-            ),
-            parent=self,
-        )
-        script = (
-            f'mc alias set neon http://{MINIO_ALIAS}:{MINIO_PORT} "$MINIO_ROOT_USER" "$MINIO_ROOT_PASSWORD" '
-            f"&& mc mb --ignore-existing neon/{settings.bucket} --region={settings.region}"
-        )
-        mc_image = hosts.pull(
-            f"{self._name}-image-mc",
-            settings.mc_image,
-            pulumi.ResourceOptions(parent=self, provider=hosts.providers[0]),
-        )
-        # Pulumi waits for it, so the pageserver never starts before the bucket; a bucket that
-        # cannot be made fails `pulumi up`.
-        bucket = OneShotJob(
-            f"{self._name}-bucket",
-            OneShotJobArgs(
-                hosts=hosts,
-                image=mc_image.image_id,
-                script=script,
-                env={"MINIO_ROOT_USER": MINIO_USER, "MINIO_ROOT_PASSWORD": password},
-                attempts=5,
-                component="minio-bucket",
-            ),
-            pulumi.ResourceOptions(parent=self, depends_on=[minio]),
-        )
-        return minio, bucket
 
     def _controller(self) -> SwarmService:
         hosts = self._hosts

@@ -94,6 +94,8 @@ class ServiceSpec:
     """Best a digest (`hosts.image_ref`): the provider records the digest Swarm resolved, so a
     tag alone would show a change on every preview."""
     health: HealthCheck
+    extra_aliases: Sequence[str] = ()
+    """Other names it answers to there (a name several services share resolves to all of them)."""
     args: Sequence[str] | None = None
     """Arguments after the image's entrypoint (its CMD replaced)."""
     command: Sequence[str] | None = None
@@ -274,7 +276,9 @@ class SwarmService(pulumi.ComponentResource):
                     ],
                 ),
                 networks_advanceds=[
-                    docker.ServiceTaskSpecNetworksAdvancedArgs(id=args.network, aliases=[spec.alias])
+                    docker.ServiceTaskSpecNetworksAdvancedArgs(
+                        id=args.network, aliases=[spec.alias, *spec.extra_aliases]
+                    )
                 ],
                 placement=docker.ServiceTaskSpecPlacementArgs(
                     constraints=[placement_constraint(spec.pinned_to)] if stateful else None,

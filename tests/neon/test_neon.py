@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import configparser
 import hashlib
+import itertools
 import json
 import re
 import subprocess
@@ -32,6 +33,8 @@ from tests.support.nginx import free_port
 
 STACKS = ["dev", "prod"]
 SAFEKEEPERS = {"dev": 1, "prod": 3}
+# MinIO: one server in dev; in prod three nodes of two drives (components/neon/object_storage.py).
+MINIO_NODES = {"dev": ["minio"], "prod": ["minio-0", "minio-1", "minio-2"]}
 # Storage-tier containers: never published on 0.0.0.0.
 STORAGE = ("minio", "storage-controller", "storage-broker", "pageserver", "safekeeper", "neon-notify")
 
@@ -94,6 +97,7 @@ def test_storage_tier_publishes_nothing_and_operators_reach_it_on_the_managers_l
         "9898": "pageserver:9898",
         "6400": "pageserver:6400",
         **{str(7676 + i): f"safekeeper-{i}:7676" for i in range(SAFEKEEPERS[stack])},
+        **{str(9000 + i): f"{node}:9000" for i, node in enumerate(MINIO_NODES[stack])},
     }
     assert {port: targets.get(port) for port in expected} == expected
     assert set(expected) <= {str(p) for p in published}
@@ -110,7 +114,13 @@ def test_start_order(program, stack):
     assert {"neon-storage-controller", "neon-storage-broker", "neon-storage-bucket"} <= deps[
         "neon-storage-pageserver-service"
     ]
-    assert deps["neon-storage-bucket"] == {"neon-storage-minio"}
+    nodes = [f"neon-storage-{node}" for node in MINIO_NODES[stack]]
+    assert deps["neon-storage-bucket"] == {*nodes, *(f"{node}-ready" for node in nodes)}
+    for before, node in itertools.pairwise(nodes):
+        # One MinIO node at a time: each behind the gate of the one before.
+        assert deps[f"{node}-service"] - {"docker-swarm-labels"} == {f"{before}-ready"}
+    assert deps[f"{nodes[0]}-service"] == {"docker-swarm-labels"}
+    assert all(deps[f"{node}-ready"] == {node, "operator-access"} for node in nodes)
     for index in range(SAFEKEEPERS[stack]):
         before = {f"neon-storage-safekeeper-{index - 1}-ready"} if index else set()
         assert deps[f"neon-storage-safekeeper-{index}-service"] - {"docker-swarm-labels"} == {
@@ -136,7 +146,6 @@ def test_durable_volumes_pinned_with_their_members_and_restart_policies(program,
     first_host = run.named("docker-host-0").inputs["host"]
     for name, path in (
         ("pageserver", "/data"),
-        ("minio", "/data"),
         ("storage-controller-db", "/var/lib/postgresql/data"),
     ):
         service = run.workload(f"rag-infra-{stack}-{name}")
@@ -176,10 +185,15 @@ def test_storage_secrets_are_swarm_secrets_never_environment(program, stack):
         assert dict(profile["default"]) == {"aws_access_key_id": "neon", "aws_secret_access_key": password}
         env = service.plain("taskSpec")["containerSpec"]["env"]
         assert env == {"AWS_SHARED_CREDENTIALS_FILE": "/run/secrets/aws-credentials"}
-    minio = run.service(f"rag-infra-{stack}-minio")
-    assert run.service_files(minio)["/run/secrets/minio-root-password"] == (password, True)
-    minio_env = minio.plain("taskSpec")["containerSpec"]["env"]
-    assert minio_env["MINIO_ROOT_PASSWORD_FILE"] == "/run/secrets/minio-root-password"
+    for node in MINIO_NODES[stack]:
+        # The same root credentials on every node: they sign the nodes' requests to each other.
+        minio = run.service(f"rag-infra-{stack}-{node}")
+        assert run.service_files(minio)["/run/secrets/minio-root-password"] == (password, True)
+        minio_env = minio.plain("taskSpec")["containerSpec"]["env"]
+        assert minio_env == {
+            "MINIO_ROOT_USER": "neon",
+            "MINIO_ROOT_PASSWORD_FILE": "/run/secrets/minio-root-password",
+        }
     controller = run.service(f"rag-infra-{stack}-storage-controller")
     url, secret = run.service_files(controller)["/run/secrets/storage-controller-database-url"]
     assert secret and url.startswith("postgresql://storage_controller:generated-")

@@ -143,6 +143,20 @@ def _all_on_one_host(run: ProgramRun) -> None:
         by_name(run, name).inputs["taskSpec"]["placement"]["constraints"] = _pin(0)
 
 
+def _object_storage_on_one_host(run: ProgramRun) -> None:
+    for name in ("neon-storage-minio-1-service", "neon-storage-minio-2-service"):
+        by_name(run, name).inputs["taskSpec"]["placement"]["constraints"] = _pin(0)
+
+
+def _object_storage_on_one_drive_per_node(run: ProgramRun) -> None:
+    """Two nodes of one drive each (the third node dropped)."""
+    for index in range(3):
+        spec = by_name(run, f"neon-storage-minio-{index}-service").inputs["taskSpec"]["containerSpec"]
+        spec["args"][1] = "http://minio-{0...1}:9000/data"
+        spec["mounts"] = [{**spec["mounts"][0], "target": "/data"}]
+    run.resources.remove(by_name(run, "neon-storage-minio-2-service"))
+
+
 def _unpinned_member(run: ProgramRun) -> None:
     by_name(run, "qdrant-node-2-service").inputs["taskSpec"]["placement"].pop("constraints")
 
@@ -239,6 +253,14 @@ CASES = [
         ),
         "neon-storage-pageserver-service",
         "neon-pageserver rag-infra-prod-pageserver keeps /data outside a persistent volume",
+    ),
+    (
+        "neon-object-storage-survives-a-host",
+        _object_storage_on_one_host,
+        "stack",
+        "Neon's object storage has 6 drive(s) (6 on host 0); writes need 4, so losing one host stops "
+        "them (and with a single host, loses every layer and WAL backup): set "
+        "neon.objectStorage.nodes to 3 and drivesPerNode to 2",
     ),
     (
         "neon-compute-names-every-safekeeper",
@@ -364,6 +386,35 @@ def test_the_real_dev_stack_has_only_advisories():
     violations = evaluate(run_program("dev"), "dev", "dev")
     assert violations and all(v.level == "advisory" for v in violations)
     assert {v.rule for v in violations} >= {"container-memory-limit", "neon-safekeepers-odd-at-least-3"}
+
+
+def test_object_storage_needs_every_drive_on_a_volume(prod_run):
+    """A node whose command line names a drive it has no volume for keeps that drive's share of
+    every object on the container's own layer."""
+
+    def one_drive_unmounted(inputs: dict) -> None:
+        inputs["taskSpec"]["containerSpec"]["mounts"].pop()
+
+    run = mutated(prod_run, edit_service("neon-storage-minio-1-service", one_drive_unmounted))
+    assert [(v.rule, v.resource, v.message) for v in evaluate(run, "prod", "prod")] == [
+        (
+            "neon-storage-on-persistent-volumes",
+            "neon-storage-minio-1-service",
+            "neon-object-storage rag-infra-prod-minio-1 keeps /data1 outside a persistent volume",
+        )
+    ]
+
+
+def test_object_storage_of_two_nodes_with_one_drive_each_stops_writes_with_a_host(prod_run):
+    """2 drives: parity 1, data 1, so a write needs both; the rule reports it (both sides: 3
+    nodes of 2 drives pass in the baseline)."""
+    violations = evaluate(mutated(prod_run, _object_storage_on_one_drive_per_node), "prod", "prod")
+    assert [(v.rule, v.message.split(";")[0]) for v in violations] == [
+        (
+            "neon-object-storage-survives-a-host",
+            "Neon's object storage has 2 drive(s) (1 on host 0, 1 on host 1)",
+        )
+    ]
 
 
 def test_quorum_spread_is_mandatory_in_prod_on_three_hosts(prod_run):

@@ -7,11 +7,14 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import threading
 import time
 
 import pytest
 
+from components.neon.settings import ObjectStorageSettings
 from components.platform.hosts import round_robin
+from tests.support.fake_minio import FakeMinioCluster
 from tests.support.fake_qdrant import PEER_IDS, FakeQdrantCluster
 from tests.verify.test_gate import gates
 from tests.verify.test_verify import COLLECTION, create_collection
@@ -21,6 +24,7 @@ from verify.failover import (
     Member,
     compute_failover,
     member,
+    object_storage_failover,
     qdrant_failover,
     recovery_seconds,
     running_task,
@@ -279,3 +283,66 @@ def test_a_compute_not_back_within_the_limit_fails(compute_down_for, postgres_db
     (check,) = compute_failover(postgres_db, Member("unix:///x", "rag-infra-dev-neon-compute"), limit_s=1.5)
     assert not check.ok and check.saw == "rag-infra-dev-neon-compute stopped: not back within 1.5 s"
     assert time.monotonic() - started < 5
+
+
+@pytest.fixture
+def store_drill(monkeypatch):
+    """A fake three-node store whose `stopped` takes node `index` away and brings it back
+    `back_after` seconds later (Swarm's restart); None keeps it away."""
+    with FakeMinioCluster(nodes=3, drives=2) as cluster:
+        cluster.form()
+
+        def arrange(index: int, back_after: float | None, also_down: int | None = None) -> None:
+            @contextlib.contextmanager
+            def stopped(_target):
+                cluster.set_down(index)
+                if also_down is not None:
+                    cluster.set_down(also_down)
+                if back_after is not None:
+                    threading.Timer(back_after, cluster.set_down, args=(index, False)).start()
+                yield time.monotonic()
+
+            monkeypatch.setattr(failover, "stopped", stopped)
+
+        status = {f"minio{i}": f"{url}/minio/health/cluster" for i, url in enumerate(cluster.urls)}
+        yield cluster, status, arrange
+
+
+LAST_MINIO = Member("unix:///x", "rag-infra-prod-minio-2")
+
+
+def _store(nodes: int = 3, drives: int = 2) -> ObjectStorageSettings:
+    return ObjectStorageSettings.model_validate({"nodes": nodes, "drivesPerNode": drives})
+
+
+def test_the_store_drill_passes_when_a_quorum_stays_and_the_node_comes_back(store_drill):
+    _, status, arrange = store_drill
+    arrange(2, back_after=0.8)
+    (check,) = object_storage_failover(status, _store(), LAST_MINIO, hold_s=0.6)
+    assert check.ok, check.saw
+    assert check.saw.startswith("rag-infra-prod-minio-2 stopped: node 0 reported a write quorum in 2 of 2")
+    assert 0.8 <= float(check.saw.split("after ")[1].split(" s")[0]) < 3
+
+
+def test_the_store_drill_fails_when_the_survivors_lose_their_write_quorum(store_drill):
+    _, status, arrange = store_drill
+    arrange(2, back_after=0.8, also_down=1)  # 2 of 6 drives left: below the write quorum of 4
+    (check,) = object_storage_failover(status, _store(), LAST_MINIO, hold_s=0.6)
+    assert not check.ok and "in 0 of 2 probes over 0.6 s (otherwise 503)" in check.saw
+
+
+def test_the_store_drill_fails_when_the_node_does_not_come_back(store_drill):
+    _, status, arrange = store_drill
+    arrange(2, back_after=None)
+    started = time.monotonic()
+    (check,) = object_storage_failover(status, _store(), LAST_MINIO, hold_s=0.3, limit_s=1.0)
+    assert not check.ok and check.saw.endswith("; not back within 1 s")
+    assert time.monotonic() - started < 4
+
+
+def test_the_store_drill_is_not_run_on_a_store_that_cannot_lose_a_node(store_drill, monkeypatch):
+    monkeypatch.setattr(failover, "stopped", lambda _t: pytest.fail("nothing may be stopped"))
+    for nodes, drives in ((1, 1), (2, 2)):
+        (check,) = object_storage_failover({}, _store(nodes, drives), Member("unix:///x", "m"))
+        assert check.ok, check.saw
+        assert check.saw.startswith(f"not run: a store of {nodes} MinIO node(s) x {drives} drive(s)")
