@@ -1,5 +1,5 @@
-"""rag-infra: settings -> Docker hosts -> operator access -> tiers -> migrations -> post-deploy
-checks -> exports."""
+"""rag-infra: settings -> Docker hosts -> operator access, the public listeners' certificate ->
+tiers -> migrations -> post-deploy checks -> exports."""
 
 import json
 
@@ -12,6 +12,7 @@ from components.platform.app_env import app_env
 from components.platform.hosts import DockerHosts, DockerHostsArgs
 from components.platform.operator_access import OperatorAccess, OperatorAccessArgs
 from components.platform.settings import DEFAULT_NGINX_IMAGE
+from components.platform.tls import stack_certificate
 from components.qdrant.cluster import QdrantCluster, QdrantClusterArgs
 from components.settings import load_settings
 from migration.postgres.resource import PostgresMigration, PostgresMigrationArgs
@@ -41,6 +42,18 @@ operator_access = (
     else None
 )
 
+# One certificate for every public listener (Kong's proxy, the Qdrant LB, the pooler).
+tls = (
+    stack_certificate(
+        "tls",
+        [hosts.reachable_host(i) for i in range(hosts.host_count)],
+        settings.secrets.tls_certificate,
+        settings.secrets.tls_private_key,
+    )
+    if settings.tls.enabled
+    else None
+)
+
 neon = (
     NeonDatabase(
         "neon",
@@ -49,6 +62,7 @@ neon = (
             hosts=hosts,
             password=settings.secrets.neon_password,
             operator_access=[operator_access] if operator_access else [],
+            tls=tls,
         ),
     )
     if settings.features.neon
@@ -58,7 +72,9 @@ neon = (
 qdrant = (
     QdrantCluster(
         "qdrant",
-        QdrantClusterArgs(settings=settings.qdrant, hosts=hosts, api_key=settings.secrets.qdrant_api_key),
+        QdrantClusterArgs(
+            settings=settings.qdrant, hosts=hosts, api_key=settings.secrets.qdrant_api_key, tls=tls
+        ),
     )
     if settings.features.qdrant_cluster
     else None
@@ -67,7 +83,9 @@ qdrant = (
 kong = (
     KongGateway(
         "kong",
-        KongGatewayArgs(settings=settings.kong, hosts=hosts, jwt_secret=settings.secrets.kong_jwt_secret),
+        KongGatewayArgs(
+            settings=settings.kong, hosts=hosts, jwt_secret=settings.secrets.kong_jwt_secret, tls=tls
+        ),
     )
     if settings.features.kong_gateway
     else None
@@ -97,6 +115,7 @@ qdrant_migrations = (
                 source_api_key=settings.secrets.old_qdrant_api_key,
                 target_url=qdrant.url,
                 target_api_key=qdrant.api_key,
+                target_ca_certificate=tls.certificate if tls else None,
                 collection=collection.name,
                 batch_size=settings.migration.qdrant.batch_size,
             ),
@@ -126,6 +145,8 @@ if kong:
         "kongJwtCredentials": kong.credentials,
         "kongAdminUrl": kong.admin_url,
     }
+if tls and checked:
+    checked["tlsCertificate"] = tls.certificate
 gate = (
     VerificationGate(
         "verification",
@@ -168,6 +189,10 @@ if kong:
     pulumi.export("kongProxyUrls", kong.proxy_urls)
     pulumi.export("kongAdminUrl", kong.admin_url)
     pulumi.export("kongJwtCredentials", kong.credentials)
+
+if tls:
+    # What clients of the https:// URLs trust (the chain served; self-signed unless configured).
+    pulumi.export("tlsCertificate", tls.certificate)
 
 if gate:
     pulumi.export("verification", gate.report)

@@ -27,6 +27,7 @@ from components.platform.settings import (
     SettingsError,
     config_key,
     fail,
+    is_prod,
     items,
     settings_error,
     text,
@@ -46,6 +47,8 @@ class Secrets:
     qdrant_api_key: pulumi.Output[str] | None = None
     neon_password: pulumi.Output[str] | None = None
     kong_jwt_secret: pulumi.Output[str] | None = None
+    tls_certificate: pulumi.Output[str] | None = None
+    tls_private_key: pulumi.Output[str] | None = None
 
 
 SECRET_KEYS = tuple(to_camel(field.name) for field in fields(Secrets))
@@ -58,6 +61,21 @@ class Features(ConfigModel):
     neon: FLAG = True
     qdrant_cluster: FLAG = True
     kong_gateway: FLAG = True
+
+
+class TlsSettings(ConfigModel):
+    """TLS on the public listeners (Kong's proxy, the Qdrant LB's REST and gRPC ports, the
+    pooler): on by default in prod. The certificate and key are the secrets `tlsCertificate` and
+    `tlsPrivateKey`, or a self-signed pair when neither is set (components/platform/tls.py)."""
+
+    enabled: FLAG = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _on_in_prod(cls, data: Any, info: ValidationInfo) -> Any:
+        if isinstance(data, Mapping) and is_prod(info):
+            return {"enabled": True, **data}
+        return data
 
 
 class StackSettings(ConfigModel):
@@ -77,12 +95,15 @@ class StackSettings(ConfigModel):
     neon: NeonSettings = {}
     kong: KongSettings = {}
     migration: MigrationSettings = {}
+    tls: TlsSettings = {}
     verify: VerifySettings = {}
     timescale_url: str = _SECRET
     old_qdrant_api_key: str = _SECRET
     qdrant_api_key: str = _SECRET
     neon_password: str = _SECRET
     kong_jwt_secret: str = _SECRET
+    tls_certificate: str = _SECRET
+    tls_private_key: str = _SECRET
 
     @model_validator(mode="before")
     @classmethod
@@ -141,6 +162,12 @@ class StackSettings(ConfigModel):
                 fail("needs the Neon tier (features.neon: true)", "migration.postgres.enabled")
             if "timescaleUrl" not in (info.context or {}).get("secrets", ()):
                 fail("(secret) is required when migration.postgres.enabled is true", "timescaleUrl")
+        tls_secrets = {"tlsCertificate", "tlsPrivateKey"} & set((info.context or {}).get("secrets", ()))
+        if len(tls_secrets) == 1:
+            # Half a pair would be silently replaced by a self-signed one.
+            (given,) = tls_secrets
+            missing = ({"tlsCertificate", "tlsPrivateKey"} - tls_secrets).pop()
+            fail(f"(secret) is required with {given}: set both, or neither for a self-signed pair", missing)
         if self.migration.qdrant.enabled and not self.features.qdrant_cluster:
             fail("needs the Qdrant cluster (features.qdrantCluster: true)", "migration.qdrant.enabled")
         declared = {c.name for c in self.qdrant.collections}

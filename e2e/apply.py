@@ -39,6 +39,8 @@ change: a resource whose inputs are unchanged keeps its object (dynamic ones are
 from __future__ import annotations
 
 import base64
+import datetime
+import ipaddress
 import json
 import os
 import re
@@ -55,6 +57,10 @@ from typing import Any
 import dill
 import docker
 import pulumi
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from docker.types import Healthcheck, NetworkingConfig
 
 from e2e.engine import client as engine_client
@@ -140,7 +146,8 @@ class EngineMocks(RecordingMocks):
         old = self.previous.created.get(key) if self.previous else None
         if old is not None:
             return self._keep(old, args.typ, args.name, inputs)
-        host = self._host(args.provider) if kind not in ("dynamic", "command") else ""
+        local = kind in ("dynamic", "command", "tls_key", "tls_certificate")  # no Docker host
+        host = "" if local else self._host(args.provider)
         try:
             object_id, outputs = getattr(self, f"_create_{kind}")(args.name, host, inputs)
         except ApplyError:
@@ -167,7 +174,42 @@ class EngineMocks(RecordingMocks):
             "docker:index/serviceConfig:ServiceConfig": "config",
             "docker:index/secret:Secret": "secret",
             "command:local:Command": "command",
+            "tls:index/privateKey:PrivateKey": "tls_key",
+            "tls:index/selfSignedCert:SelfSignedCert": "tls_certificate",
         }.get(typ)
+
+    def _create_tls_key(self, name: str, host: str, inputs: dict) -> tuple[str, dict]:
+        """As pulumi-tls's PrivateKey (ECDSA, the curve named): a PKCS#8 PEM."""
+        if inputs.get("algorithm") != "ECDSA" or inputs.get("ecdsaCurve") != "P256":
+            raise ApplyError(f"{name}: only ECDSA P256 keys are made here, got {inputs}")
+        key = ec.generate_private_key(ec.SECP256R1())
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+        return f"{name}-id", {"privateKeyPem": pem}
+
+    def _create_tls_certificate(self, name: str, host: str, inputs: dict) -> tuple[str, dict]:
+        """As pulumi-tls's SelfSignedCert: the subject, the SANs and the validity asked for."""
+        key = serialization.load_pem_private_key(inputs["privateKeyPem"].encode(), password=None)
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, inputs["subject"]["commonName"])])
+        sans = [x509.DNSName(n) for n in inputs.get("dnsNames") or []]
+        sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in inputs.get("ipAddresses") or []]
+        now = datetime.datetime.now(datetime.UTC)
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(hours=int(inputs["validityPeriodHours"])))
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .add_extension(
+                x509.BasicConstraints(ca=bool(inputs.get("isCaCertificate")), path_length=None), True
+            )
+            .sign(key, hashes.SHA256())
+        )
+        return f"{name}-id", {"certPem": certificate.public_bytes(serialization.Encoding.PEM).decode()}
 
     def _create_network(self, name: str, host: str, inputs: dict) -> tuple[str, dict]:
         network = self.client(host).networks.create(

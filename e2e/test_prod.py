@@ -11,15 +11,18 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 
+import psycopg
 import pytest
+import requests
 
+from components.platform.tls import ca_bundle_file
 from e2e.checks import (
     data_volumes_hold_data,
     names_resolve_to_their_containers,
     published_ports_are_the_declared_ones,
 )
 from e2e.stack import Deployment, Engine, deploy
-from policies.program import stack_config
+from policies.program import stack_config, unwrap_secrets
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +80,31 @@ def test_names_resolve_over_the_overlay_and_ports_are_the_declared_ones(prod: De
     assert {"safekeeper-0", "safekeeper-1", "safekeeper-2"} <= names
     published_ports_are_the_declared_ones(prod)
     data_volumes_hold_data(prod, written_on_demand=frozenset({"/qdrant/snapshots"}))
+
+
+def test_the_public_listeners_speak_tls_with_the_stacks_certificate(prod: Deployment) -> None:
+    """Prod's default: the LB, Kong's proxy and the pooler serve TLS on their published ports,
+    checked against the output tlsCertificate (generated: pulumi-tls's SelfSignedCert, made
+    here by the harness); plaintext on those ports is refused."""
+    outputs = unwrap_secrets(prod.run.outputs)
+    trusted = ca_bundle_file(outputs["tlsCertificate"])
+    qdrant = outputs["qdrantUrl"]
+    assert qdrant.startswith("https://")
+    answer = requests.get(
+        f"{qdrant}/collections", headers={"api-key": outputs["qdrantApiKey"]}, verify=trusted, timeout=10
+    )
+    assert answer.status_code == 200, answer.text
+    assert requests.get(qdrant.replace("https://", "http://") + "/collections", timeout=10).status_code == 400
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(f"{qdrant}/collections", timeout=10)  # the system's CAs alone do not know it
+    route = outputs["kongProxyUrl"] + "/rag-search"
+    assert requests.get(route, verify=trusted, timeout=10).status_code == 401  # over TLS, no JWT
+    with psycopg.connect(outputs["neonPooledUrl"], connect_timeout=10) as conn:
+        assert conn.pgconn.ssl_in_use and conn.execute("SELECT 1").fetchone() == (1,)
+    with pytest.raises(psycopg.OperationalError, match="SSL required"):
+        psycopg.connect(
+            outputs["neonPooledUrl"].replace("sslmode=require", "sslmode=disable"), connect_timeout=10
+        )
 
 
 def test_the_failover_drill_is_refused_on_prod_unless_forced_and_then_runs(

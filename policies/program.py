@@ -244,6 +244,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
             # What `python -m verify --json` prints; any other command: a value naming it.
             verified = json.dumps({"ok": True, "checks": []})
             state["stdout"] = verified if " -m verify " in create else f"{args.name}-stdout"
+        elif args.typ == "tls:index/privateKey:PrivateKey":
+            state["privateKeyPem"] = f"-----BEGIN PRIVATE KEY-----\n{args.name}\n-----END PRIVATE KEY-----\n"
+        elif args.typ == "tls:index/selfSignedCert:SelfSignedCert":
+            state["certPem"] = f"-----BEGIN CERTIFICATE-----\n{args.name}\n-----END CERTIFICATE-----\n"
         elif args.typ == "docker:index/remoteImage:RemoteImage":
             state["imageId"] = f"sha256:{args.name}"
             state["repoDigest"] = repo_digest(str(args.inputs.get("name")))

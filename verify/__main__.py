@@ -20,6 +20,7 @@ from typing import Any
 
 from components.kong.token import issue_token
 from components.platform.settings import SettingsError
+from components.platform.tls import ca_bundle_file
 from components.settings import StackSettings
 from policies.program import stack_settings
 from verify.failover import (
@@ -62,6 +63,17 @@ def read_outputs(stack: str, path: str | None, from_env: bool = False) -> dict[s
     return json.loads(result.stdout)
 
 
+def trust_stack_certificate(pem: str | None) -> str | None:
+    """With TLS on the public listeners, what this process's HTTPS clients trust: the system's
+    CAs and the stack's certificate (self-signed unless configured). `requests` reads
+    REQUESTS_CA_BUNDLE wherever a session verifies by default; returns the bundle's path."""
+    if not pem:
+        return None
+    bundle = ca_bundle_file(pem)
+    os.environ["REQUESTS_CA_BUNDLE"] = str(bundle)
+    return str(bundle)
+
+
 def verify(
     stack: str,
     outputs: dict[str, Any],
@@ -75,6 +87,7 @@ def verify(
     only when every check before it passed."""
     settings = stack_settings(stack)
     report = Report()
+    ca_file = trust_stack_certificate(outputs.get("tlsCertificate"))
     if "neonDatabaseUrl" in outputs:
         report.checks += check_neon(outputs["neonDatabaseUrl"], p95_limit_ms, runs)
         if report.ok:
@@ -97,7 +110,10 @@ def verify(
             outputs["qdrantUrl"], api_key, settings.qdrant.nodes, settings.qdrant.collections
         )
         if "qdrantGrpcUrl" in outputs:
-            qdrant += [grpc_search(outputs["qdrantGrpcUrl"], api_key, c) for c in settings.qdrant.collections]
+            qdrant += [
+                grpc_search(outputs["qdrantGrpcUrl"], api_key, c, ca_file)
+                for c in settings.qdrant.collections
+            ]
         report.checks += qdrant
         if settings.qdrant.collections and all(check.ok for check in qdrant):
             report.checks.append(smoke_qdrant(outputs["qdrantUrl"], api_key, settings.qdrant.collections[0]))

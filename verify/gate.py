@@ -30,6 +30,7 @@ ENV = {
     "kongProxyUrl": "RAG_VERIFY_KONG_PROXY_URL",
     "kongJwtCredentials": "RAG_VERIFY_KONG_JWT_CREDENTIALS",
     "kongAdminUrl": "RAG_VERIFY_KONG_ADMIN_URL",
+    "tlsCertificate": "RAG_VERIFY_TLS_CERTIFICATE",
 }
 
 

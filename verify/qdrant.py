@@ -83,9 +83,12 @@ def _collection(api: QdrantRest, wanted: CollectionSettings) -> list[Check]:
     return checks
 
 
-def grpc_search(grpc_url: str, api_key: str | None, collection: CollectionSettings) -> Check:
+def grpc_search(
+    grpc_url: str, api_key: str | None, collection: CollectionSettings, ca_file: str | None = None
+) -> Check:
     """A search over gRPC through the LB's gRPC port (`qdrant.Points/Search`, the API key as
-    the `api-key` metadata, as Qdrant's clients send it)."""
+    the `api-key` metadata, as Qdrant's clients send it); over TLS for an https:// URL, the
+    server checked against `ca_file` (else gRPC's own roots)."""
     parts = urlsplit(grpc_url)
     target = f"{parts.hostname}:{parts.port}"
     request = qdrant_grpc.SearchPoints(
@@ -94,7 +97,12 @@ def grpc_search(grpc_url: str, api_key: str | None, collection: CollectionSettin
     metadata = [("api-key", api_key)] if api_key else None
     name = f"qdrant.grpc-search.{collection.name}"
     try:
-        with grpc.insecure_channel(target) as channel:
+        if parts.scheme == "https":
+            roots = open(ca_file, "rb").read() if ca_file else None  # noqa: SIM115 (read at once)
+            channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=roots))
+        else:
+            channel = grpc.insecure_channel(target)
+        with channel:
             reply = qdrant_grpc.PointsStub(channel).Search(request, metadata=metadata, timeout=10)
     except grpc.RpcError as err:
         return Check(name, False, f"{target}: {err.code().name}: {err.details()}")

@@ -16,8 +16,13 @@ from components.platform.operator_access import LOOPBACK, Forward
 from components.platform.postgres import PostgresArgs, postgres_service
 from components.platform.secrets import secret_or_generated
 from components.platform.service import HealthCheck, ServiceFile, ServiceSpec
+from components.platform.tls import TlsMaterial
 
 PROXY_PORT = 8000
+PROXY_TLS_PORT = 8443
+"""Kong's TLS proxy listener (its default proxy_listen has it too): the published one with TLS."""
+TLS_CERT_PATH = "/etc/kong/tls/certificate.pem"
+TLS_KEY_PATH = "/run/secrets/kong-tls-key.pem"
 ADMIN_PORT = 8001
 MANAGER_PORT = 8002
 STATUS_PORT = 8100  # the Kong Helm chart's status port; Kong's own default is 8007
@@ -37,14 +42,18 @@ class KongGatewayArgs:
     hosts: DockerHosts
     jwt_secret: pulumi.Output[str] | None
     """Configured `kongJwtSecret`; generated when None."""
+    tls: TlsMaterial | None = None
+    """The public listeners' certificate: the proxy is then published on its TLS listener only."""
 
 
-def _listen_env(settings: KongSettings) -> dict[str, str]:
+def _listen_env(settings: KongSettings, tls: bool) -> dict[str, str]:
     # Inside the container every listener binds all interfaces; only the proxy is published.
     # The admin, status and manager ports reach the manager's loopback through OperatorAccess
-    # (components/platform/operator_access.py): Swarm cannot publish on loopback.
+    # (components/platform/operator_access.py): Swarm cannot publish on loopback. With TLS the
+    # plaintext proxy stays for the stack's own network (appEnv's internal URL).
+    proxy = f"0.0.0.0:{PROXY_PORT}" + (f", 0.0.0.0:{PROXY_TLS_PORT} ssl" if tls else "")
     env = {
-        "KONG_PROXY_LISTEN": f"0.0.0.0:{PROXY_PORT}",
+        "KONG_PROXY_LISTEN": proxy,
         "KONG_ADMIN_LISTEN": f"0.0.0.0:{ADMIN_PORT}",
         "KONG_STATUS_LISTEN": f"0.0.0.0:{STATUS_PORT}",
         "KONG_PROXY_ACCESS_LOG": "/dev/stdout",
@@ -61,6 +70,11 @@ def _listen_env(settings: KongSettings) -> dict[str, str]:
         }
     else:
         env["KONG_ADMIN_GUI_LISTEN"] = "off"
+    if tls:
+        # ssl_cert and ssl_cert_key take a path or the PEM itself (kong/conf_loader); the key
+        # comes through docker-kong's file_env (KONG_<option>_FILE, read at start), as the
+        # Postgres password does.
+        env |= {"KONG_SSL_CERT": TLS_CERT_PATH, "KONG_SSL_CERT_KEY_FILE": TLS_KEY_PATH}
     return env
 
 
@@ -99,8 +113,14 @@ class KongGateway(pulumi.ComponentResource):
         )
         image = hosts.image_ref(f"{name}-image", settings.image, self)
 
-        env = _listen_env(settings)
+        tls = args.tls
+        env = _listen_env(settings, tls=tls is not None)
         files = [ServiceFile(CONFIG_PATH, declarative, secret=True)]
+        if tls:
+            files += [
+                ServiceFile(TLS_CERT_PATH, tls.certificate),
+                ServiceFile(TLS_KEY_PATH, tls.private_key, secret=True),
+            ]
         depends_on: list[pulumi.Resource] = []
         if settings.database == "off":
             env |= {"KONG_DATABASE": "off", "KONG_DECLARATIVE_CONFIG": CONFIG_PATH}
@@ -137,7 +157,7 @@ class KongGateway(pulumi.ComponentResource):
                 files=files,
                 # One task per host (at most one per node), the proxy published in host mode.
                 replicas=settings.replicas or hosts.host_count,
-                ports={PROXY_PORT: settings.proxy_port},
+                ports={PROXY_TLS_PORT if tls else PROXY_PORT: settings.proxy_port},
                 memory_mb=settings.memory_mb,
                 # The image has no curl; `kong health` checks the nginx master under KONG_PREFIX.
                 health=HealthCheck(["CMD", "kong", "health"], timeout="10s", retries=10, start_period="20s"),
@@ -147,7 +167,7 @@ class KongGateway(pulumi.ComponentResource):
         )
         self.operator_forwards = operator_forwards(settings)
 
-        self.proxy_urls = hosts.public_urls(settings.proxy_port)
+        self.proxy_urls = hosts.public_urls(settings.proxy_port, "https" if tls else "http")
         self.proxy_url = self.proxy_urls[0]
         self.internal_url = pulumi.Output.from_input(f"http://{KONG_ALIAS}:{PROXY_PORT}")
         # Loopback of the first host (OperatorAccess): reach it there, or through an SSH tunnel.

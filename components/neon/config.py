@@ -269,6 +269,8 @@ COMPUTE_ALIAS = "neon-compute"  # the main compute on the stack network; a branc
 POOLER_ALIAS = "neon-pooler"
 POOLER_PORT = 6432  # inside the container and on the stack network; neon.poolerPort is published
 POOLER_DIR = "/var/db/postgres/pgbouncer"  # the image's own folder for it, owned by postgres
+POOLER_TLS_CERT = f"{POOLER_DIR}/tls/certificate.pem"
+POOLER_TLS_KEY = "/run/secrets/pooler-tls-key.pem"
 
 
 def render_pgbouncer_ini(
@@ -277,14 +279,25 @@ def render_pgbouncer_ini(
     compute_port: int = COMPUTE_PG_PORT,
     listen: str = f"0.0.0.0:{POOLER_PORT}",
     directory: str = POOLER_DIR,
+    tls: tuple[str, str] | None = None,
 ) -> str:
     """pgbouncer.ini for the pooler beside the compute: transaction pooling, SCRAM.
 
     Its settings follow the ini the compute image ships (compute/etc/pgbouncer.ini), except
     that clients are checked against an auth_file holding the role's SCRAM verifier (the same
-    one the compute stores), so no superuser is needed for auth_query.
+    one the compute stores), so no superuser is needed for auth_query. With `tls` (certificate
+    and key paths) every client must use TLS (`client_tls_sslmode = require`); libpq's default
+    `sslmode=prefer` negotiates it by itself, so the stack's own clients need no change.
     """
     host, port = listen.rsplit(":", 1)
+    client_tls = {"client_tls_sslmode": "disable"}
+    if tls:
+        client_tls = {
+            "client_tls_sslmode": "require",
+            "client_tls_cert_file": tls[0],
+            "client_tls_key_file": tls[1],
+            "client_tls_protocols": "tlsv1.2,tlsv1.3",
+        }
     return render_ini(
         {
             "databases": {database: f"host={compute_host} port={compute_port} dbname={database}"},
@@ -298,7 +311,8 @@ def render_pgbouncer_ini(
                 "default_pool_size": "20",
                 "max_prepared_statements": "0",
                 "ignore_startup_parameters": "extra_float_digits",
-                "client_tls_sslmode": "disable",
+                **client_tls,
+                # To the compute: the stack's encrypted overlay network.
                 "server_tls_sslmode": "disable",
                 "unix_socket_dir": "",
                 "pidfile": f"{directory}/pgbouncer.pid",

@@ -17,6 +17,8 @@ from components.neon.config import (
     PAGESERVER_PG_PORT,
     POOLER_ALIAS,
     POOLER_PORT,
+    POOLER_TLS_CERT,
+    POOLER_TLS_KEY,
     ComputeSpec,
     render_compute_config,
     render_pgbouncer_ini,
@@ -31,6 +33,7 @@ from components.neon.tenant import NeonTenant, NeonTenantArgs
 from components.neon.timeline import NeonTimeline, NeonTimelineArgs
 from components.platform.hosts import DockerHosts
 from components.platform.secrets import secret_or_generated
+from components.platform.tls import TlsMaterial
 from migration.schema import schema_fingerprint
 
 
@@ -45,6 +48,8 @@ class NeonDatabaseArgs:
     operator_access: Sequence[pulumi.Resource] = ()
     """What publishes the storage tier's operator ports (OperatorAccess, with
     `operator_forwards`): the tenant, timeline and gate resources reach the APIs there."""
+    tls: TlsMaterial | None = None
+    """The public listeners' certificate: the pooler then accepts TLS clients only."""
 
 
 def _dsn(user: str, password: str, hosts: Sequence[str], port: int, database: str) -> str:
@@ -175,6 +180,7 @@ class NeonDatabase(pulumi.ComponentResource):
                 pulumi.ResourceOptions(parent=self, depends_on=[timelines[branch_name]]),
             )
 
+        tls = args.tls
         self.pooler = NeonPooler(
             f"{name}-pooler",
             NeonPoolerArgs(
@@ -186,7 +192,10 @@ class NeonDatabase(pulumi.ComponentResource):
                     memory_mb=settings.memory_mb,
                 ),
                 replicas=settings.pooler_replicas or hosts.host_count,
-                ini=render_pgbouncer_ini(settings.database),
+                ini=render_pgbouncer_ini(
+                    settings.database, tls=(POOLER_TLS_CERT, POOLER_TLS_KEY) if tls else None
+                ),
+                tls=tls,
                 userlist=pulumi.Output.all(password, salt).apply(
                     lambda values: render_pgbouncer_userlist(settings.user, scram_verifier(*values))
                 ),
@@ -207,9 +216,16 @@ class NeonDatabase(pulumi.ComponentResource):
                 lambda p: _dsn(settings.user, p, [COMPUTE_ALIAS], COMPUTE_PG_PORT, settings.database)
             )
         )
+        # With TLS the pooler refuses plaintext: say so in the URL (libpq's default would
+        # negotiate it anyway). To check the certificate too, add sslmode=verify-full and
+        # sslrootcert=<the output tlsCertificate saved to a file>.
+        pooled_options = "?sslmode=require" if tls else ""
         self.pooled_url = pulumi.Output.secret(
             password.apply(
-                lambda p: _dsn(settings.user, p, public_hosts, settings.pooler_port, settings.database)
+                lambda p: (
+                    _dsn(settings.user, p, public_hosts, settings.pooler_port, settings.database)
+                    + pooled_options
+                )
             )
         )
         self.internal_pooled_url = pulumi.Output.secret(

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import pulumi
 
 from components.neon.compute import ComputeImageArgs, compute_image_service
-from components.neon.config import POOLER_DIR, POOLER_PORT
+from components.neon.config import POOLER_DIR, POOLER_PORT, POOLER_TLS_CERT, POOLER_TLS_KEY
 from components.platform.service import ServiceFile, SwarmService
+from components.platform.tls import TlsMaterial
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class NeonPoolerArgs:
     """`render_pgbouncer_ini(...)`."""
     userlist: pulumi.Output[str]
     """`render_pgbouncer_userlist(...)` over outputs; secret (the role's SCRAM verifier)."""
+    tls: TlsMaterial | None = None
+    """The certificate and key the ini names (`POOLER_TLS_CERT`, `POOLER_TLS_KEY`)."""
 
 
 class NeonPooler(pulumi.ComponentResource):
@@ -50,6 +53,14 @@ class NeonPooler(pulumi.ComponentResource):
             files=[
                 ServiceFile(f"{POOLER_DIR}/pgbouncer.ini", args.ini),
                 ServiceFile(f"{POOLER_DIR}/userlist.txt", pulumi.Output.secret(args.userlist), secret=True),
+                *(
+                    [
+                        ServiceFile(POOLER_TLS_CERT, args.tls.certificate),
+                        ServiceFile(POOLER_TLS_KEY, args.tls.private_key, secret=True),
+                    ]
+                    if args.tls
+                    else []
+                ),
             ],
             replicas=args.replicas,
             component="neon-pooler",

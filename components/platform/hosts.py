@@ -131,10 +131,10 @@ class DockerHosts(pulumi.ComponentResource):
         """Where ports published on host `index` are reached from the machine running Pulumi."""
         return reachable_host(self._args.hosts[index])
 
-    def public_urls(self, port: int) -> list[pulumi.Output[str]]:
-        """`http://<host>:<port>` on every host, for a service published there in host mode."""
+    def public_urls(self, port: int, scheme: str = "http") -> list[pulumi.Output[str]]:
+        """`<scheme>://<host>:<port>` on every host, for a service published there in host mode."""
         return [
-            pulumi.Output.from_input(f"http://{self.reachable_host(i)}:{port}")
+            pulumi.Output.from_input(f"{scheme}://{self.reachable_host(i)}:{port}")
             for i in range(self.host_count)
         ]
 

@@ -12,8 +12,9 @@ from components.platform.probes import bash_http_probe
 from components.platform.secrets import secret_or_generated
 from components.platform.service import HealthCheck, Mount, ServiceFile, ServiceSpec, SwarmService
 from components.platform.settings import image_version
+from components.platform.tls import TlsMaterial
 from components.qdrant.collection import QdrantCollection, QdrantCollectionArgs
-from components.qdrant.lb_config import LB_HEALTH_PATH, LbOptions, Upstream, render_qdrant_lb_conf
+from components.qdrant.lb_config import LB_HEALTH_PATH, LbOptions, LbTls, Upstream, render_qdrant_lb_conf
 from components.qdrant.member_gate import QdrantMemberReady, QdrantMemberReadyArgs
 from components.qdrant.settings import QdrantSettings
 
@@ -21,6 +22,11 @@ REST_PORT = 6333
 GRPC_PORT = 6334
 P2P_PORT = 6335  # Raft and internal gRPC: never published to a host
 LB_ALIAS = "qdrant-lb"
+LB_TLS = LbTls(
+    certificate_path="/etc/nginx/tls/certificate.pem", key_path="/run/secrets/qdrant-lb-tls-key.pem"
+)
+"""Where the LB reads its TLS pair (the key a Swarm secret); its TLS ports 6443/6444 are the
+published ones."""
 API_KEY_FILE = "/run/secrets/qdrant-api-key.yaml"
 """A Swarm secret holding `service.api_key`, layered over the image's config by --config-path
 (the environment would show the key to anyone who can inspect the service)."""
@@ -51,6 +57,8 @@ class QdrantClusterArgs:
     hosts: DockerHosts
     api_key: pulumi.Output[str] | None
     """Configured `qdrantApiKey`; generated when None."""
+    tls: TlsMaterial | None = None
+    """The public listeners' certificate: the LB then publishes TLS ports only."""
 
 
 class QdrantCluster(pulumi.ComponentResource):
@@ -74,9 +82,25 @@ class QdrantCluster(pulumi.ComponentResource):
 
         # The LB first: it answers its own health check with no node up yet (nginx resolves the
         # node names at run time), and the gates below reach the cluster through it.
+        tls = args.tls
         lb_conf = render_qdrant_lb_conf(
             [Upstream(node_alias(i), REST_PORT, GRPC_PORT) for i in range(settings.nodes)],
-            LbOptions(nginx_version=image_version(settings.lb_image) or (1, 0, 0)),
+            LbOptions(
+                nginx_version=image_version(settings.lb_image) or (1, 0, 0), tls=LB_TLS if tls else None
+            ),
+        )
+        lb_files = [ServiceFile("/etc/nginx/nginx.conf", lb_conf)]
+        if tls:
+            lb_files += [
+                ServiceFile(LB_TLS.certificate_path, tls.certificate),
+                ServiceFile(LB_TLS.key_path, tls.private_key, secret=True),
+            ]
+        # Clients outside the stack reach the TLS listeners only; the plaintext ones serve the
+        # stack's own network (appEnv's internal URL) and the LB's health check.
+        published = (
+            {LB_TLS.rest_port: settings.lb_port, LB_TLS.grpc_port: settings.lb_grpc_port}
+            if tls
+            else {REST_PORT: settings.lb_port, GRPC_PORT: settings.lb_grpc_port}
         )
         self.lb = hosts.service(
             f"{name}-lb",
@@ -84,11 +108,11 @@ class QdrantCluster(pulumi.ComponentResource):
                 alias=LB_ALIAS,
                 component="qdrant-lb",
                 image=hosts.image_ref(f"{name}-lb-image", settings.lb_image, self),
-                files=[ServiceFile("/etc/nginx/nginx.conf", lb_conf)],
+                files=lb_files,
                 # One task per host (at most one per node), published in host mode: any host
                 # answers, none is the one door.
                 replicas=settings.lb_replicas or hosts.host_count,
-                ports={REST_PORT: settings.lb_port, GRPC_PORT: settings.lb_grpc_port},
+                ports=published,
                 memory_mb=256 if settings.memory_mb else None,
                 health=HealthCheck(
                     # busybox wget in the alpine image; nginx answers this path itself.
@@ -98,9 +122,13 @@ class QdrantCluster(pulumi.ComponentResource):
             parent=self,
         )
 
-        self.urls = hosts.public_urls(settings.lb_port)
+        scheme = "https" if tls else "http"
+        self.urls = hosts.public_urls(settings.lb_port, scheme)
         self.url = self.urls[0]
-        self.grpc_url = pulumi.Output.from_input(f"http://{hosts.reachable_host(0)}:{settings.lb_grpc_port}")
+        self.grpc_url = pulumi.Output.from_input(
+            f"{scheme}://{hosts.reachable_host(0)}:{settings.lb_grpc_port}"
+        )
+        ca_certificate = tls.certificate if tls else None
         self.internal_url = pulumi.Output.from_input(f"http://{LB_ALIAS}:{REST_PORT}")
 
         api_key_file = self.api_key.apply(lambda key: yaml.safe_dump({"service": {"api_key": key}}))
@@ -153,6 +181,7 @@ class QdrantCluster(pulumi.ComponentResource):
                         api_key=self.api_key,
                         peer_uri=f"http://{node_alias(index)}:{P2P_PORT}",
                         revision=node.revision,
+                        ca_certificate=ca_certificate,
                     ),
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[node, self.lb]),
                 )
@@ -173,6 +202,7 @@ class QdrantCluster(pulumi.ComponentResource):
                     write_consistency_factor=collection.write_consistency_factor,
                     expected_peers=settings.nodes,
                     delete_with_points=collection.delete_with_points,
+                    ca_certificate=ca_certificate,
                 ),
                 # Without the opt-in the collection outlives its resource: `pulumi destroy` (and
                 # removing the entry) leave its points in the node volumes.

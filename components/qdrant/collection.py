@@ -16,6 +16,8 @@ import requests
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
+from components.platform.tls import ca_bundle_file
+
 # Parameters Qdrant fixes at creation: a change means a new collection.
 IMMUTABLE = ("name", "vector_size", "distance", "shard_number")
 # Parameters PATCH /collections/{name} can change in place.
@@ -46,9 +48,12 @@ class QdrantRest:
     base_url: str
     api_key: str | None
     timeout: float = 10.0
+    ca_certificate: str | None = None
+    """PEM the LB's TLS certificate is checked against (besides the system's CAs)."""
 
     def __post_init__(self) -> None:
         self.session = requests.Session()
+        self.session.verify = ca_bundle_file(self.ca_certificate)
         if self.api_key:
             self.session.headers["api-key"] = self.api_key
 
@@ -185,7 +190,9 @@ class QdrantCollectionProvider(ResourceProvider):
     """Creates, checks and (on delete) removes one collection through the cluster's LB."""
 
     def _api(self, props: Mapping[str, Any]) -> QdrantRest:
-        return QdrantRest(props["url"], props.get("api_key") or None)
+        return QdrantRest(
+            props["url"], props.get("api_key") or None, ca_certificate=props.get("ca_certificate")
+        )
 
     def _outputs(self, props: Mapping[str, Any], api: QdrantRest) -> dict[str, Any]:
         info = wait_for_replicas(
@@ -295,6 +302,8 @@ class QdrantCollectionArgs:
     expected_peers: int
     delete_with_points: bool = False
     """Opt-in: without it, deleting the resource refuses to drop a collection that holds points."""
+    ca_certificate: pulumi.Input[str] | None = None
+    """The LB's TLS certificate chain, when `url` is https with the stack's own certificate."""
     cluster_timeout: float = 300.0
     replica_timeout: float = 300.0
 
@@ -320,6 +329,8 @@ class QdrantCollection(pulumi.dynamic.Resource, module="qdrant", name="Collectio
             "delete_with_points": args.delete_with_points,
             "cluster_timeout": args.cluster_timeout,
             "replica_timeout": args.replica_timeout,
+            # Only with TLS: a plaintext stack's inputs stay as they were (no diff).
+            **({"ca_certificate": args.ca_certificate} if args.ca_certificate is not None else {}),
             "shard_count": None,
             "replicas": None,
             "under_replicated_shards": None,

@@ -24,6 +24,16 @@ class Upstream:
 
 
 @dataclass(frozen=True)
+class LbTls:
+    """TLS on the published ports: where the certificate chain and its key are mounted."""
+
+    certificate_path: str
+    key_path: str
+    rest_port: int = 6443
+    grpc_port: int = 6444
+
+
+@dataclass(frozen=True)
 class LbOptions:
     """How the load balancer listens and behaves. Defaults are the container's."""
 
@@ -48,6 +58,8 @@ class LbOptions:
     error_log: str = "stderr warn"
     temp_dir: str | None = None
     """Where request-body and proxy temp files go; None keeps nginx's compiled-in paths."""
+    tls: LbTls | None = None
+    """TLS listeners beside the plaintext ones (which stay for the stack's own network)."""
 
 
 # Qdrant's POST routes that may be repeated on another node (qdrant src/actix/api/*.rs):
@@ -110,10 +122,50 @@ def render_qdrant_lb_conf(upstreams: Sequence[Upstream], options: LbOptions) -> 
     if resolve:
         server_params += " resolve"
 
-    def listen(port: int, http2: bool = False) -> str:
+    def listen(port: int, http2: bool = False, ssl: bool = False) -> str:
         address = f"{options.listen_host}:{port}" if options.listen_host else str(port)
-        suffix = " http2" if http2 and not http2_directive else ""
+        suffix = (" ssl" if ssl else "") + (" http2" if http2 and not http2_directive else "")
         return f"listen {address}{suffix};"
+
+    def tls_lines() -> list[str]:
+        tls = options.tls
+        return [
+            f"        ssl_certificate {tls.certificate_path};",
+            f"        ssl_certificate_key {tls.key_path};",
+            "        ssl_protocols TLSv1.2 TLSv1.3;",
+            "        ssl_session_cache shared:tls:10m;",
+        ]
+
+    def rest_server(port: int, ssl: bool) -> list[str]:
+        return [
+            "    server {",
+            f"        {listen(port, ssl=ssl)}",
+            *(tls_lines() if ssl else []),
+            f"        location = {LB_HEALTH_PATH} {{",
+            '            return 200 "ok\\n";',
+            "        }",
+            *_rest_location("/", options, retry_posts=False),
+            "        # POSTs that only read (searches, queries, scroll, count, retrieve by id) and point",
+            "        # writes keyed by id or filter (a repeat leaves the same state) may be retried on",
+            "        # the next node. Every other POST (snapshots, aliases, cluster operations, shard",
+            "        # cleanup, /cluster/recover) reaches one node at most once.",
+            *_rest_location(f"~ {RETRYABLE_REST_POSTS}", options, retry_posts=True),
+            "    }",
+            "",
+        ]
+
+    def grpc_server(port: int, ssl: bool) -> list[str]:
+        return [
+            "    server {",
+            f"        {listen(port, http2=True, ssl=ssl)}",
+            *(["        http2 on;"] if http2_directive else []),
+            *(tls_lines() if ssl else []),
+            "        # Every gRPC call is a POST: the same split as on the REST listener.",
+            *_grpc_location("/", options, retry_posts=False),
+            *_grpc_location(f"~ {RETRYABLE_GRPC_CALLS}", options, retry_posts=True),
+            "    }",
+            "",
+        ]
 
     def upstream_block(name: str, port_of: str) -> list[str]:
         lines = [f"    upstream {name} {{"]
@@ -148,34 +200,9 @@ def render_qdrant_lb_conf(upstreams: Sequence[Upstream], options: LbOptions) -> 
     ]
     if resolve:
         lines.append(f"    resolver {DOCKER_DNS} valid=10s ipv6=off;")
-    lines += [
-        *upstream_block("qdrant_rest", "rest_port"),
-        *upstream_block("qdrant_grpc", "grpc_port"),
-        "",
-        "    server {",
-        f"        {listen(options.rest_port)}",
-        f"        location = {LB_HEALTH_PATH} {{",
-        '            return 200 "ok\\n";',
-        "        }",
-        *_rest_location("/", options, retry_posts=False),
-        "        # POSTs that only read (searches, queries, scroll, count, retrieve by id) and point",
-        "        # writes keyed by id or filter (a repeat leaves the same state) may be retried on",
-        "        # the next node. Every other POST (snapshots, aliases, cluster operations, shard",
-        "        # cleanup, /cluster/recover) reaches one node at most once.",
-        *_rest_location(f"~ {RETRYABLE_REST_POSTS}", options, retry_posts=True),
-        "    }",
-        "",
-        "    server {",
-        f"        {listen(options.grpc_port, http2=True)}",
-    ]
-    if http2_directive:
-        lines.append("        http2 on;")
-    lines += [
-        "        # Every gRPC call is a POST: the same split as on the REST listener.",
-        *_grpc_location("/", options, retry_posts=False),
-        *_grpc_location(f"~ {RETRYABLE_GRPC_CALLS}", options, retry_posts=True),
-        "    }",
-        "}",
-        "",
-    ]
+    lines += [*upstream_block("qdrant_rest", "rest_port"), *upstream_block("qdrant_grpc", "grpc_port"), ""]
+    lines += rest_server(options.rest_port, ssl=False) + grpc_server(options.grpc_port, ssl=False)
+    if options.tls:
+        lines += rest_server(options.tls.rest_port, ssl=True) + grpc_server(options.tls.grpc_port, ssl=True)
+    lines[-1:] = ["}", ""]
     return "\n".join(lines)

@@ -60,7 +60,9 @@ class QdrantMemberReadyProvider(ResourceProvider):
     """Waits for one node; nothing to delete (the node's service goes with its own resource)."""
 
     def _wait(self, props: Mapping[str, Any]) -> dict[str, Any]:
-        api = QdrantRest(props["url"], props.get("api_key") or None)
+        api = QdrantRest(
+            props["url"], props.get("api_key") or None, ca_certificate=props.get("ca_certificate")
+        )
         seen = poll_until(
             f"Qdrant node {props['peer_uri']} back in the cluster",
             float(props["timeout"]),
@@ -89,6 +91,8 @@ class QdrantMemberReadyArgs:
     peer_uri: str
     revision: pulumi.Input[str]
     timeout: float = READY_TIMEOUT_S
+    ca_certificate: pulumi.Input[str] | None = None
+    """The LB's TLS certificate chain, when `url` is https with the stack's own certificate."""
 
 
 class QdrantMemberReady(pulumi.dynamic.Resource, module="qdrant", name="MemberReady"):
@@ -103,6 +107,7 @@ class QdrantMemberReady(pulumi.dynamic.Resource, module="qdrant", name="MemberRe
             "peer_uri": args.peer_uri,
             "revision": args.revision,
             "timeout": args.timeout,
+            **({"ca_certificate": args.ca_certificate} if args.ca_certificate is not None else {}),
             "seen": None,
         }
         super().__init__(QdrantMemberReadyProvider(), name, props, opts)

@@ -32,6 +32,8 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from components.platform.tls import ca_bundle_file
+
 OFFSETS_COLLECTION = "_rag_migration_offsets"
 RETRIES = 5
 GRPC_PORT = 6334
@@ -79,13 +81,16 @@ Progress = Callable[[str, int, int, float], None]
 """progress(collection, points_copied, source_points, points_per_second)"""
 
 
-def open_client(location: str, api_key: str | None, side: str) -> QdrantClient:
-    """A URL (REST, or gRPC on port 6334 / grpc://) or a local-mode path (or :memory:)."""
+def open_client(
+    location: str, api_key: str | None, side: str, ca_certificate: str | None = None
+) -> QdrantClient:
+    """A URL (REST, or gRPC on port 6334 / grpc://) or a local-mode path (or :memory:);
+    `ca_certificate` (PEM) is trusted for an https:// URL besides the system's CAs."""
     with warnings.catch_warnings():
         # A key over plain HTTP is how the stack's private network works (TLS, when wanted, is
         # the LB's job); the client's warning about it would only break one-line output.
         warnings.filterwarnings("ignore", message="Api key is used with an insecure connection")
-        return _open_client(location, api_key, side)
+        return _open_client(location, api_key, side, ca_certificate)
 
 
 URL_SCHEMES = ("http", "https", "grpc", "grpcs")
@@ -113,7 +118,7 @@ def _local_store(location: str, side: str) -> Path:
     return path
 
 
-def _open_client(location: str, api_key: str | None, side: str) -> QdrantClient:
+def _open_client(location: str, api_key: str | None, side: str, ca_certificate: str | None) -> QdrantClient:
     parts = urlsplit(location)
     if parts.scheme in URL_SCHEMES and parts.hostname:
         secure = parts.scheme in ("https", "grpcs")
@@ -127,7 +132,11 @@ def _open_client(location: str, api_key: str | None, side: str) -> QdrantClient:
                 check_compatibility=False,
                 timeout=60,
             )
-        return QdrantClient(url=location, api_key=api_key, check_compatibility=False, timeout=60)
+        # Extra arguments reach the REST client's httpx.Client: `verify` is its CA bundle.
+        verify = ca_bundle_file(ca_certificate)
+        return QdrantClient(
+            url=location, api_key=api_key, check_compatibility=False, timeout=60, verify=verify
+        )
     if location == ":memory:":
         return QdrantClient(location=":memory:")
     path = _local_store(location, side)
@@ -481,6 +490,7 @@ def migrate_collection(
     write_consistency_factor: int | None = None,
     source_api_key: str | None = None,
     target_api_key: str | None = None,
+    target_ca_certificate: str | None = None,
     progress: Progress | None = None,
     sample_size: int = 100,
     stop: threading.Event | None = None,
@@ -496,7 +506,7 @@ def migrate_collection(
     report = QdrantMigrationReport(collection=collection, target_collection=target_collection)
     source = open_client(source_location, source_api_key, "source")
     try:
-        target = open_client(target_location, target_api_key, "target")
+        target = open_client(target_location, target_api_key, "target", target_ca_certificate)
         try:
             ha = {
                 "shard_number": shard_number,

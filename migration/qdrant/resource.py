@@ -18,6 +18,7 @@ class QdrantMigrationProvider(MigrationProvider):
         "source_api_key",
         "target_url",
         "target_api_key",
+        "target_ca_certificate",
         "collection",
         "target_collection",
         "batch_size",
@@ -43,6 +44,7 @@ class QdrantMigrationProvider(MigrationProvider):
             write_consistency_factor=props.get("write_consistency_factor"),
             source_api_key=props.get("source_api_key") or None,
             target_api_key=props.get("target_api_key") or None,
+            target_ca_certificate=props.get("target_ca_certificate") or None,
             progress=throttled_progress("qdrant migration", "points"),
         )
         summary = report.as_dict()
@@ -65,6 +67,8 @@ class QdrantMigrationArgs:
     shard_number: int | None = None
     replication_factor: int | None = None
     write_consistency_factor: int | None = None
+    target_ca_certificate: pulumi.Input[str] | None = None
+    """The cluster LB's TLS certificate chain, when `target_url` is https with the stack's own."""
 
 
 class QdrantMigration(pulumi.dynamic.Resource, module="migration", name="Qdrant"):
@@ -90,6 +94,12 @@ class QdrantMigration(pulumi.dynamic.Resource, module="migration", name="Qdrant"
                 "shard_number": args.shard_number,
                 "replication_factor": args.replication_factor,
                 "write_consistency_factor": args.write_consistency_factor,
+                # Only with TLS: a plaintext stack's inputs stay as they were (no diff).
+                **(
+                    {"target_ca_certificate": args.target_ca_certificate}
+                    if args.target_ca_certificate is not None
+                    else {}
+                ),
                 "report": None,
             },
             opts,

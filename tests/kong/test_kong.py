@@ -102,7 +102,9 @@ def test_only_the_proxy_is_published_and_operator_ports_reach_loopback_through_t
     kong = run.service(f"rag-infra-{stack}-kong")
     ports = kong.plain("endpointSpec")["ports"]
     # Swarm cannot bind loopback: the service publishes the proxy alone, in host mode.
-    assert [(p["targetPort"], p["publishedPort"], p["publishMode"]) for p in ports] == [(8000, 8000, "host")]
+    # Prod publishes Kong's TLS proxy listener (8443) on the proxy port.
+    proxy = 8443 if stack == "prod" else 8000
+    assert [(p["targetPort"], p["publishedPort"], p["publishMode"]) for p in ports] == [(proxy, 8000, "host")]
     forwarder = run.workload(f"rag-infra-{stack}-operator-access")
     kong_ports = {(p["internal"], p["external"], p["ip"]) for p in forwarder.inputs["ports"]} & {
         (port, port, "127.0.0.1") for port in (8001, 8002, 8100, 8444)

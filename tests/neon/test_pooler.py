@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from components.neon.config import render_pgbouncer_ini, render_pgbouncer_userlist, scram_verifier
+from tests.support.certificates import self_signed
 from tests.support.nginx import free_port, wait_for_port
 from tests.support.postgres import SYSTEM_USER
 
@@ -49,17 +50,22 @@ def test_the_verifier_is_what_postgres_stores_and_accepts(postgres_server, rag_r
 
 
 @pytest.fixture
-def pgbouncer(tmp_path, postgres_server, rag_role):
-    """pgbouncer with the rendered ini, only its addresses and folder moved for a test machine."""
+def pgbouncer(request, tmp_path, postgres_server, rag_role):
+    """pgbouncer with the rendered ini, only its addresses and folder moved for a test machine;
+    with TLS (`indirect` param "tls") on a real self-signed certificate."""
     role, database = rag_role
     if not PGBOUNCER.exists():
         raise RuntimeError(f"no pgbouncer at {PGBOUNCER}: .ci/run installs it with .ci/sid-binary.sh")
     port = free_port()
     folder = tmp_path / "pgbouncer"
     folder.mkdir()
+    tls = None
+    if getattr(request, "param", None) == "tls":
+        pair = self_signed(folder)
+        tls = (str(pair.certificate_path), str(pair.key_path))
     ini = render_pgbouncer_ini(
         database, compute_host="127.0.0.1", compute_port=postgres_server.port, listen=f"127.0.0.1:{port}",
-        directory=str(folder),
+        directory=str(folder), tls=tls,
     )  # fmt: skip
     (folder / "pgbouncer.ini").write_text(ini)
     (folder / "userlist.txt").write_text(render_pgbouncer_userlist(role, scram_verifier(PASSWORD, SALT)))
@@ -92,6 +98,23 @@ def test_a_client_logs_in_through_the_pooler_and_runs_transactions(pgbouncer):
 def test_a_wrong_password_is_refused_by_the_pooler(pgbouncer):
     with pytest.raises(psycopg.OperationalError, match="authentication failed"):
         psycopg.connect(pgbouncer.replace(PASSWORD, "wrong"))
+
+
+@pytest.mark.parametrize("pgbouncer", ["tls"], indirect=True)
+def test_with_tls_the_pooler_takes_tls_clients_only(pgbouncer):
+    """client_tls_sslmode = require: libpq's default (prefer) and sslmode=require log in over
+    TLS; a plaintext client is refused."""
+    for url in (pgbouncer, f"{pgbouncer}?sslmode=require"):
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert conn.pgconn.ssl_in_use
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    with pytest.raises(psycopg.OperationalError, match="SSL required"):
+        psycopg.connect(f"{pgbouncer}?sslmode=disable")
+
+
+def test_without_tls_the_pooler_speaks_plaintext(pgbouncer):
+    with psycopg.connect(f"{pgbouncer}?sslmode=disable", autocommit=True) as conn:
+        assert not conn.pgconn.ssl_in_use
 
 
 def test_the_ini_is_what_the_image_runs():

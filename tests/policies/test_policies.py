@@ -64,6 +64,17 @@ def edit_secret(name: str, edit: Callable[[str], str]) -> Callable[[ProgramRun],
     return change
 
 
+def edit_config(name: str, edit: Callable[[str], str]) -> Callable[[ProgramRun], None]:
+    """Change the content of a Swarm config a service mounts (plain base64 data)."""
+
+    def change(run: ProgramRun) -> None:
+        resource = by_name(run, name)
+        text = base64.b64decode(resource.inputs["data"]).decode()
+        resource.inputs["data"] = base64.b64encode(edit(text).encode()).decode()
+
+    return change
+
+
 def edit_kong_yml(edit: Callable[[dict], None]) -> Callable[[ProgramRun], None]:
     """Change the kong.yml the Kong service mounts."""
 
@@ -345,6 +356,18 @@ CASES = [
         "the 3 Qdrant nodes run on 1 Docker host(s); spread them over at least 3",
     ),
     (
+        "stack-public-listeners-tls",
+        edit_service(
+            KONG,
+            lambda i: i["taskSpec"]["containerSpec"]["env"].update(
+                KONG_PROXY_LISTEN="0.0.0.0:8000, 0.0.0.0:8443"
+            ),
+        ),
+        KONG,
+        "kong rag-infra-prod-kong publishes port(s) 8443 without TLS; set tls.enabled (a certificate from "
+        "tlsCertificate and tlsPrivateKey, or a generated one)",
+    ),
+    (
         "stack-hosts-for-a-quorum",
         _one_docker_host,
         "stack",
@@ -354,8 +377,8 @@ CASES = [
 ]
 
 
-# A plaintext API key breaks two rules at once: the Qdrant one and the generic env one.
-ALSO: dict[str, set[str]] = {}
+# Kong's admin port published on every interface is also a public port without TLS.
+ALSO: dict[str, set[str]] = {"kong-admin-loopback-only": {"stack-public-listeners-tls"}}
 
 
 def test_every_rule_has_a_case():
@@ -414,6 +437,31 @@ def test_object_storage_of_two_nodes_with_one_drive_each_stops_writes_with_a_hos
             "neon-object-storage-survives-a-host",
             "Neon's object storage has 2 drive(s) (1 on host 0, 1 on host 1)",
         )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("config", "edit", "resource", "ports"),
+    [
+        # The LB's gRPC TLS listener turned plaintext; the REST one stays TLS.
+        (
+            "qdrant-lb-config-0",
+            lambda t: t.replace("listen 6444 ssl;", "listen 6444;"),
+            "qdrant-lb-service",
+            "6444",
+        ),
+        (
+            "neon-pooler-pgbouncer-config-0",
+            lambda t: t.replace("client_tls_sslmode = require", "client_tls_sslmode = prefer"),
+            "neon-pooler-pgbouncer-service",
+            "6432",
+        ),
+    ],
+)
+def test_a_plaintext_lb_or_pooler_port_is_reported(prod_run, config, edit, resource, ports):
+    violations = evaluate(mutated(prod_run, edit_config(config, edit)), "prod", "prod")
+    assert [(v.rule, v.resource, v.message.split(";")[0].rsplit(" ", 3)[1]) for v in violations] == [
+        ("stack-public-listeners-tls", resource, ports)
     ]
 
 

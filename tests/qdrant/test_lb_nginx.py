@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import re
+import socket
+import ssl
 import time
+from dataclasses import replace
 
 import pytest
 import requests
 
 from components.platform.settings import image_version
-from components.qdrant.lb_config import LbOptions, Upstream, render_qdrant_lb_conf
+from components.qdrant.lb_config import LbOptions, LbTls, Upstream, render_qdrant_lb_conf
 from tests.harness import run_program, unwrap_secrets
 from tests.support.backends import Backend
+from tests.support.certificates import self_signed
 from tests.support.nginx import free_port, nginx_version
 
 MAX_FAILS = 2
@@ -58,6 +63,37 @@ def test_rendered_config_with_a_typo_fails_nginx_t(nginx, tmp_path):
     result = nginx(conf.replace("keepalive ", "keepalivee ", 1)).check()
     assert result.returncode != 0
     assert "unknown directive" in result.stderr
+
+
+def test_with_tls_the_lb_serves_its_published_ports_over_tls_and_keeps_plaintext_inside(
+    nginx, tmp_path, backends
+):
+    """The TLS listeners answer with the stack's certificate (checked against it, refused by a
+    client that does not trust it, and refused to plaintext); the plaintext one stays."""
+    pair = self_signed(tmp_path / "tls")
+    rest, grpc, tls_rest, tls_grpc = free_port(), free_port(), free_port(), free_port()
+    options = replace(
+        local_options(tmp_path, rest, grpc),
+        tls=LbTls(str(pair.certificate_path), str(pair.key_path), rest_port=tls_rest, grpc_port=tls_grpc),
+    )
+    upstreams = [Upstream("127.0.0.1", b.port, free_port()) for b in backends]
+    server = nginx(render_qdrant_lb_conf(upstreams, options))
+    assert server.check().returncode == 0
+    server.start(tls_rest)
+    trusted = str(pair.certificate_path)
+    answer = requests.get(f"https://127.0.0.1:{tls_rest}/collections/x", verify=trusted, timeout=5)
+    assert answer.status_code == 200 and answer.json()["result"]["node"].startswith("node-")
+    assert requests.get(f"https://localhost:{tls_rest}/lb-healthz", verify=trusted, timeout=5).ok
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(f"https://127.0.0.1:{tls_rest}/lb-healthz", timeout=5)  # the system's CAs only
+    assert requests.get(f"http://127.0.0.1:{tls_rest}/lb-healthz", timeout=5).status_code == 400
+    assert requests.get(f"http://127.0.0.1:{rest}/lb-healthz", timeout=5).status_code == 200
+    # The gRPC port too speaks TLS (a TLS handshake with HTTP/2 offered succeeds).
+    context = ssl.create_default_context(cafile=str(pair.certificate_path))
+    context.set_alpn_protocols(["h2"])
+    raw = socket.create_connection(("127.0.0.1", tls_grpc), timeout=5)
+    with context.wrap_socket(raw, server_hostname="localhost") as tls:
+        assert tls.selected_alpn_protocol() == "h2"
 
 
 def test_requests_keep_succeeding_when_a_node_dies(nginx, tmp_path, backends):
@@ -113,11 +149,17 @@ SHIPPED_NGINX_CONFIGS = [
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 @pytest.mark.parametrize(("container", "image"), SHIPPED_NGINX_CONFIGS)
-def test_every_shipped_nginx_config_passes_nginx_t_of_the_images_release(nginx, stack, container, image):
-    """The file exactly as the container gets it, checked by nginx of the image's release line."""
+def test_every_shipped_nginx_config_passes_nginx_t_of_the_images_release(
+    nginx, tmp_path, stack, container, image
+):
+    """The file exactly as the container gets it, checked by nginx of the image's release line;
+    the TLS pair it names (mounted there in the container) is a real one of this machine."""
     run = run_program(stack)
     uploads = unwrap_secrets(run.workload(f"rag-infra-{stack}-{container}").inputs["uploads"])
     conf = next(u["content"] for u in uploads if u["file"] == "/etc/nginx/nginx.conf")
+    pair = self_signed(tmp_path / "tls")
+    conf = re.sub(r"ssl_certificate (\S+);", f"ssl_certificate {pair.certificate_path};", conf)
+    conf = re.sub(r"ssl_certificate_key (\S+);", f"ssl_certificate_key {pair.key_path};", conf)
     assert image_version(run.named(image).inputs["name"])[:2] == nginx_version()[:2]
     result = nginx(conf).check()
     assert result.returncode == 0, result.stderr

@@ -108,9 +108,11 @@ def test_lb_runs_on_every_host_publishes_in_host_mode_and_ships_its_config(progr
     assert lb.plain("mode") == {"replicated": {"replicas": 3 if stack == "prod" else 1}}
     assert lb.plain("taskSpec")["placement"].get("maxReplicas") == (1 if stack == "prod" else None)
     ports = lb.plain("endpointSpec")["ports"]
+    # Prod publishes the LB's TLS listeners (components/platform/tls.py) on the same host ports.
+    rest, grpc = (6443, 6444) if stack == "prod" else (6333, 6334)
     assert {(p["targetPort"], p["publishedPort"], p["publishMode"]) for p in ports} == {
-        (6333, 6333, "host"),
-        (6334, 6334, "host"),
+        (rest, 6333, "host"),
+        (grpc, 6334, "host"),
     }
     conf, secret = run.service_files(lb)["/etc/nginx/nginx.conf"]
     assert not secret
@@ -129,7 +131,7 @@ def test_prod_places_one_node_on_each_host_and_lists_every_lb_address(program):
     assert constraints == [[f"node.labels.rag-infra.host.{i}==true"] for i in range(3)]
     for node in nodes(run, "prod"):
         assert node.plain("taskSpec")["resources"]["limits"]["memoryBytes"] == 4096 * 1024 * 1024
-    assert run.outputs["qdrantUrls"] == [f"http://docker-{i}.example.internal:6333" for i in (1, 2, 3)]
+    assert run.outputs["qdrantUrls"] == [f"https://docker-{i}.example.internal:6333" for i in (1, 2, 3)]
 
 
 def test_dev_places_all_nodes_on_the_local_docker(program):

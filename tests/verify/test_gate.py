@@ -31,7 +31,8 @@ def test_the_gate_runs_the_checks_after_every_tier_with_secret_inputs(program):
         gate.inputs["triggers"]
     )
     environment = unwrap_secrets(gate.inputs["environment"])
-    assert set(environment) == set(ENV.values())
+    # Everything but the certificate, which a plaintext stack has not.
+    assert set(environment) == set(ENV.values()) - {"RAG_VERIFY_TLS_CERTIFICATE"}
     assert environment["RAG_VERIFY_QDRANT_URL"] == run.outputs["qdrantUrl"]
     assert environment["RAG_VERIFY_KONG_JWT_CREDENTIALS"] == run.outputs["kongJwtCredentials"]
     assert gate.inputs["logging"] == "stderr"
@@ -65,3 +66,11 @@ def test_the_command_reads_the_outputs_from_the_gates_environment(monkeypatch, c
     assert main(["--stack", "dev", "--outputs-env", "--json", "--runs", "2"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert [c["name"] for c in report["checks"]] == ["neon.connect"] and not report["ok"]
+
+
+def test_with_tls_the_gate_hands_the_checks_the_certificate_to_trust(program):
+    run = program("prod")
+    (gate,) = gates(run)
+    environment = unwrap_secrets(gate.inputs["environment"])
+    assert environment["RAG_VERIFY_TLS_CERTIFICATE"] == run.outputs["tlsCertificate"]
+    assert environment["RAG_VERIFY_QDRANT_URL"].startswith("https://")

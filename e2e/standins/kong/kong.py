@@ -14,8 +14,10 @@
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, "/opt/standin")
@@ -44,6 +46,42 @@ def listen(variable: str) -> tuple[str, int] | None:
     return None if value == "off" else host_port(value.split()[0])
 
 
+def proxy_listeners() -> list[tuple[tuple[str, int], bool]]:
+    """((host, port), ssl) of every KONG_PROXY_LISTEN entry (`addr:port [ssl] [http2] …`, comma
+    separated, as kong/conf_loader parse_listeners reads them)."""
+    value = os.environ.get("KONG_PROXY_LISTEN", "off")
+    if value == "off":
+        die("KONG_PROXY_LISTEN is off")
+    listeners = []
+    for entry in value.split(","):
+        words = entry.split()
+        listeners.append((host_port(words[0]), "ssl" in words[1:]))
+    return listeners
+
+
+def tls_context() -> ssl.SSLContext:
+    """KONG_SSL_CERT and KONG_SSL_CERT_KEY, each a path or the PEM itself (kong/conf_loader);
+    Kong refuses one without the other."""
+    cert, key = os.environ.get("KONG_SSL_CERT"), os.environ.get("KONG_SSL_CERT_KEY")
+    if bool(cert) != bool(key):
+        die("ssl_cert_key must be specified" if cert else "ssl_cert must be specified")
+    if not cert:
+        die("an ssl listener without ssl_cert and ssl_cert_key (this stand-in generates no default)")
+    files = []
+    for value in (cert, key):
+        if value.lstrip().startswith("-----BEGIN"):
+            handle = tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False)  # noqa: SIM115
+            handle.write(value)
+            handle.close()
+            value = handle.name
+        elif not os.path.isfile(value):
+            die(f"{value}: no such file (ssl_cert and ssl_cert_key take a path or PEM)")
+        files.append(value)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*files)
+    return context
+
+
 def start() -> None:
     database = os.environ.get("KONG_DATABASE", "postgres")
     if database == "off":
@@ -68,10 +106,15 @@ def start() -> None:
     if not isinstance(config, dict) or "_format_version" not in config:
         die("declarative config: expected an object with _format_version")
 
-    class Proxy(FakeKong):
-        bind = listen("KONG_PROXY_LISTEN") or die("KONG_PROXY_LISTEN is off")
+    for where, tls in proxy_listeners():
 
-    Proxy(kong_yml).__enter__()
+        class Proxy(FakeKong):
+            bind = where
+
+        proxy = Proxy(kong_yml)
+        if tls:
+            proxy.server.socket = tls_context().wrap_socket(proxy.server.socket, server_side=True)
+        proxy.__enter__()
     for variable in ("KONG_ADMIN_LISTEN", "KONG_STATUS_LISTEN"):
         if where := listen(variable):
             serve_status(*where, {"/status": (200, b'{"database": {"reachable": true}}'), "/": (200, b"{}")})
