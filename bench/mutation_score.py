@@ -41,6 +41,8 @@ PROGRAM_TESTS = ("tests/test_program.py", "tests/neon/test_neon.py", "tests/qdra
                  "tests/migration")  # fmt: skip
 
 SWARM_TESTS = ("tests/platform/test_swarm.py",)
+OBJECT_STORAGE_TESTS = ("tests/neon/test_object_storage.py", "tests/neon/test_neon.py")
+TLS_TESTS = ("tests/platform/test_tls.py", "tests/neon/test_pooler.py", "tests/qdrant/test_lb_nginx.py")
 JOB_TESTS = ("tests/platform/test_jobs.py",)
 
 MUTANTS = [
@@ -555,6 +557,101 @@ MUTANTS = [
                     *args.operator_access,""",
         """                    *self.storage.safekeeper_gates,""",
         NEON_TESTS,
+    ),
+    # object storage (MinIO nodes)
+    Mutant(
+        "write quorum: data drives only, also when data equals parity",
+        "components/neon/object_storage.py",
+        "return data + 1 if data == parity else data",
+        "return data",
+        OBJECT_STORAGE_TESTS,
+    ),
+    Mutant(
+        "parity: 6-7 drives get 2 instead of MinIO's 3",
+        "components/neon/object_storage.py",
+        """    if drives <= 7:
+        return 3""",
+        """    if drives <= 7:
+        return 2""",
+        OBJECT_STORAGE_TESTS,
+    ),
+    Mutant(
+        "the store's endpoints name one drive too many",
+        "components/neon/object_storage.py",
+        'f"/data{{0...{settings.drives_per_node - 1}}}"',
+        'f"/data{{0...{settings.drives_per_node}}}"',
+        OBJECT_STORAGE_TESTS,
+    ),
+    Mutant(
+        "the nodes lose the shared name clients use",
+        "components/neon/object_storage.py",
+        "extra_aliases=[MINIO_ALIAS] if distributed else [],",
+        "extra_aliases=[],",
+        OBJECT_STORAGE_TESTS,
+    ),
+    Mutant(
+        "the MinIO gate moves on with another node offline",
+        "components/neon/minio_gate.py",
+        'if status != 200 or server == "offline":',
+        "if status != 200:",
+        OBJECT_STORAGE_TESTS,
+    ),
+    Mutant(
+        "the MinIO gate takes liveness for a write quorum after a rollout",
+        "components/neon/minio_gate.py",
+        'status, server = _health(urls[index], "/minio/health/cluster")',
+        'status, server = _health(urls[index], "/minio/health/live")',
+        OBJECT_STORAGE_TESTS,
+    ),
+    Mutant(
+        "the store rule counts a host's loss as one drive",
+        "components/neon/object_storage.py",
+        "return all(total - lost >= write_quorum(total) for lost in drives_by_host.values())",
+        "return all(total - 1 >= write_quorum(total) for lost in drives_by_host.values())",
+        (*POLICY_TESTS, *OBJECT_STORAGE_TESTS),
+    ),
+    Mutant(
+        "the store drill passes with probes refused",
+        "verify/failover.py",
+        "bool(answers) and not refused and back_after is not None",
+        "bool(answers) and back_after is not None",
+        ("tests/verify/test_failover.py",),
+    ),
+    # TLS on the public listeners
+    Mutant(
+        "the LB publishes its plaintext ports though TLS is on",
+        "components/qdrant/cluster.py",
+        "if tls\n            else {REST_PORT: settings.lb_port, GRPC_PORT: settings.lb_grpc_port}",
+        "if not tls\n            else {REST_PORT: settings.lb_port, GRPC_PORT: settings.lb_grpc_port}",
+        TLS_TESTS,
+    ),
+    Mutant(
+        "the pooler lets plaintext clients in though TLS is on",
+        "components/neon/config.py",
+        '"client_tls_sslmode": "require",',
+        '"client_tls_sslmode": "allow",',
+        TLS_TESTS,
+    ),
+    Mutant(
+        "Kong's TLS listener without its ssl flag",
+        "components/kong/gateway.py",
+        '(f", 0.0.0.0:{PROXY_TLS_PORT} ssl" if tls else "")',
+        '(f", 0.0.0.0:{PROXY_TLS_PORT}" if tls else "")',
+        TLS_TESTS,
+    ),
+    Mutant(
+        "the program's clients trust the system's CAs only",
+        "components/qdrant/collection.py",
+        "self.verify = ca_bundle_file(self.ca_certificate)",
+        "self.verify = True",
+        (*TLS_TESTS, "tests/qdrant/test_collection.py"),
+    ),
+    Mutant(
+        "the TLS rule reads nginx's plaintext listeners as TLS",
+        "policies/tls_rules.py",
+        'tls = _nginx_tls_ports(file_text(args.resources, workload, NGINX_CONF) or "")',
+        "tls = set(ports)",
+        POLICY_TESTS,
     ),
 ]
 

@@ -53,13 +53,19 @@ class QdrantRest:
 
     def __post_init__(self) -> None:
         self.session = requests.Session()
-        self.session.verify = ca_bundle_file(self.ca_certificate)
+        # Passed with each request: a session's `verify` loses to REQUESTS_CA_BUNDLE when that
+        # is set (requests merges the environment into the request's own settings first).
+        self.verify = ca_bundle_file(self.ca_certificate)
         if self.api_key:
             self.session.headers["api-key"] = self.api_key
 
     def call(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> tuple[int, Any]:
         response = self.session.request(
-            method, f"{self.base_url.rstrip('/')}{path}", json=body, timeout=timeout or self.timeout
+            method,
+            f"{self.base_url.rstrip('/')}{path}",
+            json=body,
+            timeout=timeout or self.timeout,
+            verify=self.verify,
         )
         try:
             payload = response.json()

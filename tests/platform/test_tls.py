@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import certifi
 import pytest
 import requests
 
 from components.platform.tls import ca_bundle_file, split_names
+from components.qdrant.collection import QdrantRest
 from components.settings import SettingsError, parse_settings
 from tests.harness import unwrap_secrets
 from tests.support.certificates import self_signed
@@ -50,7 +52,8 @@ def test_the_ca_bundle_adds_the_stack_certificate_to_the_systems(tmp_path):
     assert ca_bundle_file(pair.certificate_pem) == path
 
 
-def test_the_bundle_lets_requests_check_a_self_signed_listener(tmp_path, nginx):
+def tls_listener(tmp_path, nginx) -> tuple[str, str]:
+    """A real nginx serving TLS with a fresh self-signed certificate: (URL, certificate PEM)."""
     pair = self_signed(tmp_path / "tls")
     port = free_port()
     conf = f"""
@@ -63,16 +66,32 @@ http {{
         listen 127.0.0.1:{port} ssl;
         ssl_certificate {pair.certificate_path};
         ssl_certificate_key {pair.key_path};
-        location / {{ return 200 "ok"; }}
+        location / {{ default_type application/json; return 200 '{{"result": {{}}, "status": "ok"}}'; }}
     }}
 }}
 """
     nginx(conf).start(port)
-    assert requests.get(
-        f"https://localhost:{port}/", verify=ca_bundle_file(pair.certificate_pem), timeout=5
-    ).ok
+    return f"https://localhost:{port}", pair.certificate_pem
+
+
+def test_the_bundle_lets_requests_check_a_self_signed_listener(tmp_path, nginx):
+    url, pem = tls_listener(tmp_path, nginx)
+    assert requests.get(f"{url}/", verify=ca_bundle_file(pem), timeout=5).ok
     with pytest.raises(requests.exceptions.SSLError):
-        requests.get(f"https://localhost:{port}/", timeout=5)
+        requests.get(f"{url}/", timeout=5)
+
+
+def test_the_programs_qdrant_client_trusts_the_certificate_whatever_the_environment_says(
+    tmp_path, nginx, monkeypatch
+):
+    """REQUESTS_CA_BUNDLE (set on many machines, this one included) overrides a session's own
+    `verify` in requests: the client passes its bundle with every request. Found on the e2e
+    engine, where the member gates failed with the stack's certificate unverified."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
+    url, pem = tls_listener(tmp_path, nginx)
+    assert QdrantRest(url, "key", ca_certificate=pem).call("GET", "/cluster")[0] == 200
+    with pytest.raises(requests.exceptions.SSLError):
+        QdrantRest(url, "key").call("GET", "/cluster")
 
 
 # -- the program under mocks ----------------------------------------------------------------
