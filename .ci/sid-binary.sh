@@ -6,6 +6,8 @@
 #   bash .ci/sid-binary.sh DEST BINARY VERSION_REGEX PACKAGE...
 #   e.g. bash .ci/sid-binary.sh /opt/nginx-1.30 usr/sbin/nginx 'nginx/1\.30\.' nginx libc6 …
 #
+# VERSION_FLAG (default -V) is what makes BINARY print its version.
+#
 # sid's libraries need a newer glibc than Debian 12's, so sid's own glibc and loader come along
 # (list libc6 among the packages) and the binary is pointed at them (patchelf, unpacked from
 # Debian 12, not installed).
@@ -16,7 +18,7 @@ ROOT=$DEST/root
 # `-V` prints the version for both nginx and pgbouncer. Its output is read whole before it is
 # matched: `prog -V | grep -q` (or `| head`) can kill prog with SIGPIPE, which pipefail turns
 # into a failure of the whole script.
-installed_version() { "$ROOT/$BINARY" -V 2>&1 || true; }
+installed_version() { "$ROOT/$BINARY" "${VERSION_FLAG:--V}" 2>&1 || true; }
 if [ -x "$ROOT/$BINARY" ] && grep -q "$VERSION" <<<"$(installed_version)"; then
     exit 0
 fi

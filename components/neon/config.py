@@ -296,6 +296,10 @@ def render_pgbouncer_ini(
             "client_tls_sslmode": "require",
             "client_tls_cert_file": tls[0],
             "client_tls_key_file": tls[1],
+            # Loaded at start even though client certificates are never asked for; unset, it is
+            # the build's default CA bundle, which an image without ca-certificates lacks
+            # ("TLS setup failed: failed to load CA", seen on the e2e engine).
+            "client_tls_ca_file": tls[0],
             "client_tls_protocols": "tlsv1.2,tlsv1.3",
         }
     return render_ini(

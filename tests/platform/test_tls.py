@@ -133,6 +133,7 @@ def test_prod_publishes_only_tls_listeners_with_one_generated_certificate(progra
     pooler = run.service("rag-infra-prod-neon-pooler")
     ini = run.service_files(pooler)["/var/db/postgres/pgbouncer/pgbouncer.ini"][0]
     assert "client_tls_sslmode = require" in ini
+    assert "client_tls_ca_file = /var/db/postgres/pgbouncer/tls/certificate.pem" in ini
     assert run.service_files(pooler)["/run/secrets/pooler-tls-key.pem"][1] is True
 
 

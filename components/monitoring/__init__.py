@@ -1,0 +1,1 @@
+"""The monitoring tier: Prometheus, its scrape jobs and alert rules."""

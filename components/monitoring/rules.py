@@ -1,0 +1,165 @@
+"""Pure renderer of the alert rules: the plan's success criteria and the stack's HA invariants.
+
+Metric names, read from the sources (see README "Monitoring"):
+- Kong 3.9's prometheus plugin (kong/plugins/prometheus/exporter.lua): `kong_request_latency_ms`
+  (histogram, labels service, route, workspace; with `latency_metrics`) and
+  `kong_http_requests_total` (labels service, route, code, …; with `status_code_metrics`).
+- Qdrant (src/common/metrics.rs), per node: `cluster_peers_total`,
+  `cluster_pending_operations_total`, `collection_dead_replicas`.
+- MinIO (cmd/metrics-v2.go): `minio_cluster_health_status`, `minio_cluster_drive_offline_total`.
+- Every scrape job: Prometheus's own `up`.
+
+Each rule's summary says what to look at first. A count over targets that may all be down is
+written `(count(…) or vector(0))`: a count of nothing is no sample, not zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import yaml
+
+
+@dataclass(frozen=True)
+class AlertTargets:
+    """What the rules compare against (the stack's sizes and the plan's numbers)."""
+
+    qdrant_nodes: int = 0
+    safekeepers: int = 0
+    search_route: str = "rag-search"
+    p95_ms: float = 10.0
+    max_error_rate: float = 0.001
+
+
+def _rule(name: str, expr: str, duration: str, severity: str, summary: str, first: str) -> dict:
+    return {
+        "alert": name,
+        "expr": expr,
+        "for": duration,
+        "labels": {"severity": severity},
+        "annotations": {"summary": summary, "first": first},
+    }
+
+
+def alert_rules(targets: AlertTargets) -> list[dict]:
+    """The rules, as Prometheus rule dicts."""
+    buckets = f'kong_request_latency_ms_bucket{{route="{targets.search_route}"}}'
+    p95 = f"{targets.p95_ms:g}"
+    rules = [
+        _rule(
+            "SearchLatencyP95High",
+            f"histogram_quantile(0.95, sum by (route, le) (rate({buckets}[5m]))) > {p95}",
+            "5m",
+            "warning",
+            "P95 latency of {{ $labels.route }} is {{ $value | humanize }} ms" + f" (plan: < {p95} ms)",
+            "Open the Kong dashboard: if upstream latency dominates, look at the Qdrant LB and nodes "
+            "(a node missing or replicas not Active); if Kong's own, at its CPU and memory.",
+        ),
+        _rule(
+            "RouteErrorRateHigh",
+            'sum by (route) (rate(kong_http_requests_total{code=~"5.."}[5m])) '
+            f"/ sum by (route) (rate(kong_http_requests_total[5m])) > {targets.max_error_rate:g}",
+            "5m",
+            "critical",
+            f"{{{{ $labels.route }}}} answers 5xx to {{{{ $value | humanizePercentage }}}} of requests "
+            f"(plan: < {targets.max_error_rate:.1%})",
+            'Check the upstream service of the route, then the Qdrant LB (`up{job="qdrant-lb"}`) '
+            "and the Neon compute.",
+        ),
+        _rule(
+            "ServiceRestartLoop",
+            "changes(up[15m]) > 4",
+            "0m",
+            "warning",
+            "{{ $labels.job }} {{ $labels.member }} went up and down {{ $value }} times in 15 minutes",
+            "`docker service ps --no-trunc rag-infra-<stack>-<member>` shows why its tasks exit.",
+        ),
+        _rule(
+            "PageserverDown",
+            'up{job="neon-pageserver"} == 0',
+            "1m",
+            "critical",
+            "The Neon pageserver does not answer: reads of the database stop",
+            "`docker service ps` of the pageserver; it is pinned to the first host with its volume.",
+        ),
+        _rule(
+            "StorageControllerDown",
+            '(count(up{job="neon-storage-controller"} == 1) or vector(0)) == 0',
+            "2m",
+            "critical",
+            "The Neon storage controller does not answer: no attach, no new timeline",
+            "Check its database (storage-controller-db) first: the controller exits without it.",
+        ),
+        _rule(
+            "ObjectStorageUnreachable",
+            '(count(up{job="minio"} == 1) or vector(0)) == 0 or min(minio_cluster_health_status) == 0',
+            "2m",
+            "critical",
+            "Neon's object storage is unreachable or below its write quorum: uploads and WAL backups stop",
+            "`curl 127.0.0.1:9000/minio/health/cluster` on the first host; then each node's service.",
+        ),
+        _rule(
+            "ObjectStorageDriveOffline",
+            "max(minio_cluster_drive_offline_total) > 0",
+            "5m",
+            "warning",
+            "{{ $value }} MinIO drive(s) offline: one more node lost may stop writes",
+            "Find the node whose service is not running; it comes back with its host.",
+        ),
+    ]
+    if targets.safekeepers:
+        majority = targets.safekeepers // 2 + 1
+        rules += [
+            _rule(
+                "SafekeeperQuorumLost",
+                f'(count(up{{job="neon-safekeeper"}} == 1) or vector(0)) < {majority}',
+                "30s",
+                "critical",
+                f"Fewer than {majority} of {targets.safekeepers} safekeepers answer: commits stop",
+                "Bring back the safekeepers' hosts first; `docker service ps` of each safekeeper.",
+            ),
+            _rule(
+                "SafekeeperDown",
+                'up{job="neon-safekeeper"} == 0',
+                "1m",
+                "warning",
+                "Safekeeper {{ $labels.member }} does not answer: one more lost stops commits",
+                "Its service is pinned to its host with its volume: look at that host.",
+            ),
+        ]
+    if targets.qdrant_nodes:
+        rules += [
+            _rule(
+                "QdrantPeerMissing",
+                f'(count(up{{job="qdrant"}} == 1) or vector(0)) < {targets.qdrant_nodes} '
+                f"or min(cluster_peers_total) < {targets.qdrant_nodes}",
+                "1m",
+                "critical",
+                f"The Qdrant cluster has fewer than its {targets.qdrant_nodes} peers",
+                "`curl -H api-key:… <qdrantUrl>/cluster` lists the peers; the missing node's service "
+                "is pinned to its host.",
+            ),
+            _rule(
+                "QdrantReplicaNotActive",
+                "max(collection_dead_replicas) > 0",
+                "2m",
+                "critical",
+                "{{ $value }} Qdrant replica(s) are Dead: the shards have fewer copies than asked for",
+                "`GET /collections/<name>/cluster` shows which; a node back in the cluster heals them.",
+            ),
+            _rule(
+                "QdrantConsensusStuck",
+                "max(cluster_pending_operations_total) > 0",
+                "5m",
+                "critical",
+                "Qdrant's consensus has had operations pending for 5 minutes",
+                "A Raft majority is missing: check that at least 2 of 3 nodes are up and see each "
+                "node's `/cluster` (`consensus_thread_status`).",
+            ),
+        ]
+    return rules
+
+
+def render_alert_rules(targets: AlertTargets) -> str:
+    """rules.yml for Prometheus (`rule_files`)."""
+    return yaml.safe_dump({"groups": [{"name": "rag-infra", "rules": alert_rules(targets)}]}, sort_keys=False)

@@ -1,0 +1,236 @@
+"""The alert rules in Debian's real promtool (3.5, the release line of the Prometheus image):
+`check rules`, and `test rules` feeding synthetic series so that each alert fires when it
+should and stays quiet when it should not (both sides of every threshold)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.monitoring.rules import AlertTargets, alert_rules, render_alert_rules
+
+PROMTOOL = (
+    Path(os.environ.get("RAG_INFRA_PROMETHEUS", "/opt/prometheus-3.5")) / "root" / "usr" / "bin" / "promtool"
+)
+TARGETS = AlertTargets(qdrant_nodes=3, safekeepers=3)
+
+
+def promtool(*args: str) -> subprocess.CompletedProcess:
+    if not PROMTOOL.exists():
+        raise RuntimeError(f"no promtool at {PROMTOOL}: .ci/run installs it with .ci/sid-binary.sh")
+    return subprocess.run([str(PROMTOOL), *args], capture_output=True, text=True, timeout=120)
+
+
+def annotations(alert: str, **values: str) -> dict[str, str]:
+    """The rule's annotations with its template parts rendered as given (`route`, `value`, …)."""
+    rule = next(r for r in alert_rules(TARGETS) if r["alert"] == alert)
+
+    def render(text: str) -> str:
+        return re.sub(r"\{\{ \$(?:labels\.)?(\w+)(?: \| \w+)? \}\}", lambda m: values[m[1]], text)
+
+    return {key: render(text) for key, text in rule["annotations"].items()}
+
+
+def fires(alert: str, at: str, labels: dict[str, str], **values: str) -> dict:
+    rule = next(r for r in alert_rules(TARGETS) if r["alert"] == alert)
+    return {
+        "eval_time": at,
+        "alertname": alert,
+        "exp_alerts": [
+            {"exp_labels": {**rule["labels"], **labels}, "exp_annotations": annotations(alert, **values)}
+        ],
+    }
+
+
+def quiet(alert: str, at: str) -> dict:
+    return {"eval_time": at, "alertname": alert, "exp_alerts": []}
+
+
+def latency(route: str, fast: int, slow: int) -> list[dict]:
+    """Kong's latency histogram for `route`, per minute: `fast` requests under 5 ms and `slow`
+    ones between 10 and 25 ms."""
+    buckets = (("5", fast), ("10", fast), ("25", fast + slow), ("+Inf", fast + slow))
+    labels = f'route="{route}",service="s",workspace="default"'
+    return [
+        {"series": f'kong_request_latency_ms_bucket{{{labels},le="{le}"}}', "values": f"0+{count}x20"}
+        for le, count in buckets
+    ]
+
+
+def requests_total(route: str, ok: int, errors: int) -> list[dict]:
+    return [
+        {"series": f'kong_http_requests_total{{route="{route}",code="200"}}', "values": f"0+{ok}x20"},
+        {"series": f'kong_http_requests_total{{route="{route}",code="502"}}', "values": f"0+{errors}x20"},
+    ]
+
+
+def up(job: str, member: str, values: str) -> dict:
+    return {"series": f'up{{job="{job}",member="{member}"}}', "values": values}
+
+
+def gauge(name: str, member: str, values: str) -> dict:
+    return {"series": f'{name}{{member="{member}"}}', "values": values}
+
+
+def members(job: str, prefix: str, *values: str) -> list[dict]:
+    return [up(job, f"{prefix}-{i}", v) for i, v in enumerate(values)]
+
+
+SEARCH = {"route": "rag-search"}
+CASES = {
+    # Both sides of the P95 threshold: 4 % slow requests keep P95 under 10 ms, 10 % do not.
+    "p95 over 10 ms fires": (
+        latency("rag-search", 90, 10),
+        [fires("SearchLatencyP95High", "10m", SEARCH, route="rag-search", value="17.5")],
+    ),
+    "p95 under 10 ms is quiet": (latency("rag-search", 96, 4), [quiet("SearchLatencyP95High", "10m")]),
+    "slow requests on another route are not the search criterion": (
+        latency("rag-query", 50, 50),
+        [quiet("SearchLatencyP95High", "10m")],
+    ),
+    # Both sides of 0.1 %: 2 errors in 1000 fire, 1 in 2000 does not.
+    "error rate over 0.1 % fires": (
+        requests_total("rag-search", 998, 2),
+        [fires("RouteErrorRateHigh", "10m", SEARCH, route="rag-search", value="0.2%")],
+    ),
+    "error rate under 0.1 % is quiet": (
+        requests_total("rag-search", 1999, 1),
+        [quiet("RouteErrorRateHigh", "10m")],
+    ),
+    "a majority of safekeepers down fires": (
+        members("neon-safekeeper", "safekeeper", "1x10", "0x10", "0x10"),
+        [fires("SafekeeperQuorumLost", "5m", {})],
+    ),
+    "one safekeeper down keeps the quorum but warns": (
+        members("neon-safekeeper", "safekeeper", "1x10", "1x10", "0x10"),
+        [
+            quiet("SafekeeperQuorumLost", "5m"),
+            fires(
+                "SafekeeperDown",
+                "5m",
+                {"job": "neon-safekeeper", "member": "safekeeper-2"},
+                member="safekeeper-2",
+            ),
+        ],
+    ),
+    "no safekeeper scraped at all is a lost quorum": (
+        [up("neon-pageserver", "pageserver", "1x10")],
+        [fires("SafekeeperQuorumLost", "5m", {})],
+    ),
+    "a Qdrant node down fires": (
+        members("qdrant", "qdrant", "1x10", "1x10", "0x10"),
+        [fires("QdrantPeerMissing", "5m", {})],
+    ),
+    "every Qdrant node up is quiet": (
+        members("qdrant", "qdrant", "1x10", "1x10", "1x10")
+        + [gauge("cluster_peers_total", f"qdrant-{i}", "3x10") for i in range(3)],
+        [quiet("QdrantPeerMissing", "5m")],
+    ),
+    "a node that lost its peers fires though every node answers": (
+        [
+            *members("qdrant", "qdrant", "1x10", "1x10", "1x10"),
+            gauge("cluster_peers_total", "qdrant-0", "2x10"),
+        ],
+        [fires("QdrantPeerMissing", "5m", {})],
+    ),
+    "dead replicas for 2 minutes fire": (
+        [gauge("collection_dead_replicas", "qdrant-1", "0 0 2 2 2 2 2")],
+        [quiet("QdrantReplicaNotActive", "3m"), fires("QdrantReplicaNotActive", "5m", {}, value="2")],
+    ),
+    "consensus pending for 5 minutes fires, a blip does not": (
+        [gauge("cluster_pending_operations_total", "qdrant-0", "0 1 0 1 1 1 1 1 1 1 1")],
+        [quiet("QdrantConsensusStuck", "4m"), fires("QdrantConsensusStuck", "9m", {})],
+    ),
+    "the pageserver down fires": (
+        [up("neon-pageserver", "pageserver", "0x5")],
+        [fires("PageserverDown", "3m", {"job": "neon-pageserver", "member": "pageserver"})],
+    ),
+    "the pageserver up is quiet": (
+        [up("neon-pageserver", "pageserver", "1x5")],
+        [quiet("PageserverDown", "3m")],
+    ),
+    "no controller answering fires": (
+        [up("neon-storage-controller", "storage-controller", "0x5")],
+        [fires("StorageControllerDown", "4m", {})],
+    ),
+    "object storage below its write quorum fires": (
+        [up("minio", "minio-0", "1x10"), gauge("minio_cluster_health_status", "minio-0", "0x10")],
+        [fires("ObjectStorageUnreachable", "5m", {})],
+    ),
+    "object storage healthy is quiet": (
+        [up("minio", "minio-0", "1x10"), gauge("minio_cluster_health_status", "minio-0", "1x10")],
+        [quiet("ObjectStorageUnreachable", "5m")],
+    ),
+    "a drive offline warns": (
+        [gauge("minio_cluster_drive_offline_total", "minio-0", "2x10")],
+        [fires("ObjectStorageDriveOffline", "8m", {}, value="2")],
+    ),
+    "a flapping service fires, a single restart does not": (
+        [up("kong", "kong-a", "1 0 1 0 1 0 1 1 1 1"), up("kong", "kong-b", "1 0 1 1 1 1 1 1 1 1")],
+        [
+            fires(
+                "ServiceRestartLoop",
+                "9m",
+                {"job": "kong", "member": "kong-a"},
+                job="kong",
+                member="kong-a",
+                value="6",
+            )
+        ],
+    ),
+}
+
+
+def test_the_rules_pass_promtool_check(tmp_path):
+    rules = tmp_path / "rules.yml"
+    rules.write_text(render_alert_rules(TARGETS))
+    result = promtool("check", "rules", str(rules))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 12 rules found" in result.stdout
+
+
+def test_a_broken_rule_fails_promtool_check(tmp_path):
+    # Guards the test above: promtool really parses the expressions.
+    rules = tmp_path / "rules.yml"
+    rules.write_text(render_alert_rules(TARGETS).replace("histogram_quantile(", "histogram_quantile((", 1))
+    assert promtool("check", "rules", str(rules)).returncode != 0
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_each_alert_fires_when_it_should_and_stays_quiet_when_it_should_not(tmp_path, case):
+    series, expectations = CASES[case]
+    (tmp_path / "rules.yml").write_text(render_alert_rules(TARGETS))
+    spec = {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": series, "alert_rule_test": expectations}],
+    }
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    result = promtool("test", "rules", str(tmp_path / "test.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_wrong_expectation_fails_promtool_test(tmp_path):
+    # Guards the tests above: an alert that fires where none is expected fails promtool.
+    (tmp_path / "rules.yml").write_text(render_alert_rules(TARGETS))
+    series, _ = CASES["the pageserver down fires"]
+    spec = {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {"interval": "1m", "input_series": series, "alert_rule_test": [quiet("PageserverDown", "3m")]}
+        ],
+    }
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(spec))
+    assert promtool("test", "rules", str(tmp_path / "test.yml")).returncode != 0
+
+
+def test_without_quorums_the_quorum_rules_are_left_out():
+    names = {r["alert"] for r in alert_rules(AlertTargets())}
+    assert not names & {"SafekeeperQuorumLost", "QdrantPeerMissing", "QdrantReplicaNotActive"}
+    assert {r["alert"] for r in alert_rules(AlertTargets(safekeepers=1))} >= {"SafekeeperQuorumLost"}
