@@ -4,26 +4,15 @@ should and stays quiet when it should not (both sides of every threshold)."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
 
 from components.monitoring.rules import AlertTargets, alert_rules, render_alert_rules
+from tests.support.prometheus import promtool
 
-PROMTOOL = (
-    Path(os.environ.get("RAG_INFRA_PROMETHEUS", "/opt/prometheus-3.5")) / "root" / "usr" / "bin" / "promtool"
-)
 TARGETS = AlertTargets(qdrant_nodes=3, safekeepers=3)
-
-
-def promtool(*args: str) -> subprocess.CompletedProcess:
-    if not PROMTOOL.exists():
-        raise RuntimeError(f"no promtool at {PROMTOOL}: .ci/run installs it with .ci/sid-binary.sh")
-    return subprocess.run([str(PROMTOOL), *args], capture_output=True, text=True, timeout=120)
 
 
 def annotations(alert: str, **values: str) -> dict[str, str]:

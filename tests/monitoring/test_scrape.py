@@ -1,0 +1,145 @@
+"""prometheus.yml from the renderer in Debian's real Prometheus 3.5 (the image's LTS line):
+`promtool check config`, and a running Prometheus that scrapes stand-in `/metrics` endpoints,
+one behind a bearer token read from a file, as Qdrant's API key is."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+
+from components.monitoring.scrape import ScrapeJob, ScrapeTarget, render_prometheus_yml
+from tests.support.nginx import free_port, wait_for_port
+from tests.support.prometheus import PROMETHEUS, promtool
+
+TOKEN = "qdrant-api-key-1234"
+
+
+class MetricsServer:
+    """`/metrics` in the text format; with `token`, only for `Authorization: Bearer <token>`."""
+
+    def __init__(self, body: str, token: str | None = None) -> None:
+        expected = f"Bearer {token}" if token else None
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                if expected and self.headers.get("Authorization") != expected:
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                data = body.encode()
+                self.send_response(200 if self.path == "/metrics" else 404)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def endpoints():
+    qdrant = MetricsServer("cluster_peers_total 3\n", token=TOKEN)
+    neon = MetricsServer("libmetrics_build_info 1\n")
+    yield qdrant, neon
+    qdrant.close()
+    neon.close()
+
+
+def jobs(qdrant_port: int, neon_port: int, token_file: str, discover: bool = True) -> list[ScrapeJob]:
+    """A job with a bearer token file, and one whose targets are discovered by name (what the
+    tasks of a replicated service get: Prometheus asks the DNS server itself, Docker's on the
+    stack network, so a live test here names the target instead)."""
+    neon = (
+        ScrapeJob("neon-pageserver", "neon", dns_name="pageserver", port=neon_port)
+        if discover
+        else ScrapeJob("neon-pageserver", "neon", [ScrapeTarget(f"127.0.0.1:{neon_port}", "pageserver")])
+    )
+    return [
+        ScrapeJob(
+            "qdrant",
+            "qdrant",
+            targets=[ScrapeTarget(f"127.0.0.1:{qdrant_port}", "qdrant-0")],
+            bearer_file=token_file,
+        ),
+        neon,
+    ]
+
+
+def test_the_rendered_config_passes_promtool(tmp_path):
+    token = tmp_path / "token"
+    token.write_text(TOKEN)
+    config = tmp_path / "prometheus.yml"
+    rules = tmp_path / "rules.yml"
+    rules.write_text("groups: []\n")
+    config.write_text(
+        render_prometheus_yml(jobs(1, 2, str(token)), "dev", ["alertmanager:9093"], [str(rules)])
+    )
+    result = promtool("check", "config", str(config))
+    assert result.returncode == 0, result.stdout + result.stderr
+    broken = tmp_path / "broken.yml"
+    broken.write_text(config.read_text().replace("dns_sd_configs", "dns_sd_config"))
+    assert promtool("check", "config", str(broken)).returncode != 0
+
+
+def _targets(port: int, timeout: float = 30.0) -> list[dict]:
+    """The active targets once each has been scraped (health up or down, not unknown)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        active = requests.get(f"http://127.0.0.1:{port}/api/v1/targets", timeout=5).json()["data"][
+            "activeTargets"
+        ]
+        if (active and all(t["health"] != "unknown" for t in active)) or time.monotonic() > deadline:
+            return active
+        time.sleep(0.5)
+
+
+@pytest.mark.parametrize("token", [TOKEN, "wrong-key"])
+def test_prometheus_scrapes_every_target_with_its_credentials_from_a_file(tmp_path, endpoints, token):
+    qdrant, neon = endpoints
+    (tmp_path / "token").write_text(token + "\n")  # a secret file may end in a newline
+    config = tmp_path / "prometheus.yml"
+    live = jobs(qdrant.port, neon.port, str(tmp_path / "token"), discover=False)
+    config.write_text(render_prometheus_yml(live, "dev", rule_files=[], scrape_interval="1s"))
+    port = free_port()
+    process = subprocess.Popen(
+        [str(PROMETHEUS), f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_for_port(port, timeout=30)
+        health = {(t["labels"]["job"], t["labels"]["tier"], t["labels"]["member"]): t for t in _targets(port)}
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    pageserver = ("neon-pageserver", "neon", "pageserver")
+    assert set(health) == {("qdrant", "qdrant", "qdrant-0"), pageserver}
+    assert health[pageserver]["health"] == "up"
+    qdrant_target = health[("qdrant", "qdrant", "qdrant-0")]
+    if token == TOKEN:
+        assert qdrant_target["health"] == "up", qdrant_target["lastError"]
+    else:
+        assert qdrant_target["health"] == "down" and "401" in qdrant_target["lastError"]
+
+
+def test_a_job_needs_targets_or_a_name_to_discover():
+    with pytest.raises(ValueError, match="scrape job x: give either targets or a DNS name"):
+        render_prometheus_yml([ScrapeJob("x", "t")], "dev")
+    with pytest.raises(ValueError, match="discovering kong needs a port"):
+        render_prometheus_yml([ScrapeJob("x", "t", dns_name="kong")], "dev")
+    with pytest.raises(ValueError, match=r"scrape jobs named twice: \['x'\]"):
+        render_prometheus_yml([ScrapeJob("x", "t", dns_name="a", port=1)] * 2, "dev")
