@@ -41,6 +41,7 @@ PROGRAM_TESTS = ("tests/test_program.py", "tests/neon/test_neon.py", "tests/qdra
                  "tests/migration")  # fmt: skip
 
 SWARM_TESTS = ("tests/platform/test_swarm.py",)
+MONITORING_TESTS = ("tests/monitoring",)
 OBJECT_STORAGE_TESTS = ("tests/neon/test_object_storage.py", "tests/neon/test_neon.py")
 TLS_TESTS = ("tests/platform/test_tls.py", "tests/neon/test_pooler.py", "tests/qdrant/test_lb_nginx.py")
 JOB_TESTS = ("tests/platform/test_jobs.py",)
@@ -616,6 +617,35 @@ MUTANTS = [
         "bool(answers) and not refused and back_after is not None",
         "bool(answers) and back_after is not None",
         ("tests/verify/test_failover.py",),
+    ),
+    # monitoring: alert rules and scrape config
+    Mutant(
+        "the safekeeper majority off by one",
+        "components/monitoring/rules.py",
+        "majority = targets.safekeepers // 2 + 1",
+        "majority = targets.safekeepers // 2",
+        MONITORING_TESTS,
+    ),
+    Mutant(
+        "a quorum count of no target at all is no sample",
+        "components/monitoring/rules.py",
+        """f'(count(up{{job="neon-safekeeper"}} == 1) or vector(0)) < {majority}'""",
+        """f'count(up{{job="neon-safekeeper"}} == 1) < {majority}'""",
+        MONITORING_TESTS,
+    ),
+    Mutant(
+        "the error rate compared with 1 % instead of the plan's 0.1 %",
+        "components/monitoring/rules.py",
+        "max_error_rate: float = 0.001",
+        "max_error_rate: float = 0.01",
+        MONITORING_TESTS,
+    ),
+    Mutant(
+        "the bearer token file dropped from a scrape job",
+        "components/monitoring/scrape.py",
+        'config["authorization"] = {"type": "Bearer", "credentials_file": job.bearer_file}',
+        "pass",
+        MONITORING_TESTS,
     ),
     # TLS on the public listeners
     Mutant(
