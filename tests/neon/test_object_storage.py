@@ -188,6 +188,14 @@ def test_after_a_rollout_another_node_down_holds_the_next_one_back(store, provid
         provider.update("minio-1", props(store), props(store))
 
 
+def test_after_a_rollout_a_node_still_rejoining_holds_the_next_one_back(store, provider):
+    """Node 2 answers, but as a server that has not rejoined the store (`offline`): its drives
+    do not count yet, and the next rollout would leave 2 of 6."""
+    store.starting.add(2)
+    with pytest.raises(MinioGateError, match=r"MinIO node 2 is not online \(offline\): rolling"):
+        provider.update("minio-1", props(store), props(store))
+
+
 def test_a_node_that_comes_back_while_the_gate_waits_passes(store, provider):
     store.set_down(2)
     threading.Timer(0.3, store.set_down, args=(2, False)).start()

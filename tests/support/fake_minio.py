@@ -8,7 +8,8 @@ endpoints as MinIO does (cmd/healthcheck-handler.go, RELEASE.2025-09-07):
 
 The store forms once every node has been up at the same time (a fresh deployment formats its
 drives only with every drive online: cmd/prepare-storage.go shouldInitErasureDisks). A node that
-is `down` does not answer at all (its port is closed)."""
+is `down` does not answer at all (its port is closed); one `starting` answers as a server that
+has not rejoined the store yet: live with the `offline` status, its drives not counted."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ class FakeMinioCluster:
     def __init__(self, nodes: int = 3, drives: int = 2) -> None:
         self.drives = drives
         self.down: set[int] = set()
+        self.starting: set[int] = set()
+        """Nodes up but not back in the store yet: live answers `offline`, drives not counted."""
         self.formed = False
         self.requests: list[tuple[int, str]] = []
         self._lock = threading.Lock()
@@ -69,9 +72,10 @@ class FakeMinioCluster:
                         self.close_connection = True
                         self.connection.close()
                         return
-                    online = (len(cluster._servers) - len(cluster.down)) * cluster.drives
+                    away = len(cluster.down | cluster.starting)
+                    online = (len(cluster._servers) - away) * cluster.drives
                     total = len(cluster._servers) * cluster.drives
-                    formed = cluster.formed
+                    formed = cluster.formed and index not in cluster.starting
                 headers = {} if formed else {"x-minio-server-status": "offline"}
                 if self.path == "/minio/health/live":
                     status = 200
