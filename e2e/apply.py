@@ -39,8 +39,6 @@ change: a resource whose inputs are unchanged keeps its object (dynamic ones are
 from __future__ import annotations
 
 import base64
-import datetime
-import ipaddress
 import json
 import os
 import re
@@ -57,15 +55,12 @@ from typing import Any
 import dill
 import docker
 import pulumi
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from docker.types import Healthcheck, NetworkingConfig
 
 from e2e.engine import client as engine_client
 from e2e.images import tag_as
 from policies.program import RecordingMocks, unwrap_secrets
+from tests.support.certificates import key_pem, self_signed_pem
 
 DYNAMIC_PREFIX = "pulumi-python:dynamic"
 DEFAULT_WAIT_TIMEOUT_S = 60  # resource_docker_container.go: wait_timeout default
@@ -182,34 +177,19 @@ class EngineMocks(RecordingMocks):
         """As pulumi-tls's PrivateKey (ECDSA, the curve named): a PKCS#8 PEM."""
         if inputs.get("algorithm") != "ECDSA" or inputs.get("ecdsaCurve") != "P256":
             raise ApplyError(f"{name}: only ECDSA P256 keys are made here, got {inputs}")
-        key = ec.generate_private_key(ec.SECP256R1())
-        pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ).decode()
-        return f"{name}-id", {"privateKeyPem": pem}
+        return f"{name}-id", {"privateKeyPem": key_pem()}
 
     def _create_tls_certificate(self, name: str, host: str, inputs: dict) -> tuple[str, dict]:
         """As pulumi-tls's SelfSignedCert: the subject, the SANs and the validity asked for."""
-        key = serialization.load_pem_private_key(inputs["privateKeyPem"].encode(), password=None)
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, inputs["subject"]["commonName"])])
-        sans = [x509.DNSName(n) for n in inputs.get("dnsNames") or []]
-        sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in inputs.get("ipAddresses") or []]
-        now = datetime.datetime.now(datetime.UTC)
-        certificate = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now)
-            .not_valid_after(now + datetime.timedelta(hours=int(inputs["validityPeriodHours"])))
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .add_extension(
-                x509.BasicConstraints(ca=bool(inputs.get("isCaCertificate")), path_length=None), True
-            )
-            .sign(key, hashes.SHA256())
+        pem = self_signed_pem(
+            inputs["privateKeyPem"],
+            inputs["subject"]["commonName"],
+            inputs.get("dnsNames") or [],
+            inputs.get("ipAddresses") or [],
+            hours=int(inputs["validityPeriodHours"]),
+            is_ca=bool(inputs.get("isCaCertificate")),
         )
-        return f"{name}-id", {"certPem": certificate.public_bytes(serialization.Encoding.PEM).decode()}
+        return f"{name}-id", {"certPem": pem}
 
     def _create_network(self, name: str, host: str, inputs: dict) -> tuple[str, dict]:
         network = self.client(host).networks.create(

@@ -22,7 +22,6 @@ the first host) as input.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +29,8 @@ from typing import Any
 import pulumi
 import requests
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
+
+from components.platform.waiting import wait_for
 
 READY_TIMEOUT_S = 300.0
 REQUEST_TIMEOUT_S = 5.0
@@ -77,18 +78,14 @@ class MinioReadyProvider(ResourceProvider):
     """Waits for one node; nothing to delete (the node's service goes with its own resource)."""
 
     def _wait(self, props: Mapping[str, Any], rejoined: bool) -> dict[str, Any]:
-        timeout, interval = float(props["timeout"]), float(props.get("interval", 2.0))
-        deadline = time.monotonic() + timeout
-        while True:
-            ready, seen = node_state(props["urls"], int(props["index"]), rejoined)
-            if ready:
-                return {**props, "seen": seen}
-            if time.monotonic() >= deadline:
-                raise MinioGateError(
-                    f"timed out after {timeout:.0f}s waiting for MinIO node {props['index']} to be back "
-                    f"in the store: {seen}"
-                )
-            time.sleep(interval)
+        seen = wait_for(
+            lambda: node_state(props["urls"], int(props["index"]), rejoined),
+            f"MinIO node {props['index']} to be back in the store",
+            float(props["timeout"]),
+            float(props.get("interval", 2.0)),
+            MinioGateError,
+        )
+        return {**props, "seen": seen}
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         return CreateResult(id_=f"minio-{props['index']}", outs=self._wait(props, rejoined=False))

@@ -23,7 +23,6 @@ forwards on the first host) and the tenant's timeline ids as inputs.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +30,8 @@ from typing import Any
 import pulumi
 import requests
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
+
+from components.platform.waiting import wait_for
 
 READY_TIMEOUT_S = 300.0
 """Longer than a safekeeper's restart with its timelines to load, plus the walproposer's
@@ -128,26 +129,22 @@ class SafekeeperReadyProvider(ResourceProvider):
     """Waits for one member; nothing to delete (the member's service goes with its own resource)."""
 
     def _wait(self, props: Mapping[str, Any], catch_up: bool) -> dict[str, Any]:
-        timeout, interval = float(props["timeout"]), float(props.get("interval", 2.0))
-        deadline = time.monotonic() + timeout
         timelines = sorted((props.get("timeline_ids") or {}).values())
-        while True:
-            ready, seen = member_state(
+        seen = wait_for(
+            lambda: member_state(
                 props["urls"],
                 int(props["index"]),
                 int(props["node_id"]),
                 props["tenant_id"],
                 timelines,
                 catch_up,
-            )
-            if ready:
-                return {**props, "seen": seen}
-            if time.monotonic() >= deadline:
-                raise SafekeeperGateError(
-                    f"timed out after {timeout:.0f}s waiting for safekeeper {props['index']} to be back "
-                    f"in its quorum: {seen}"
-                )
-            time.sleep(interval)
+            ),
+            f"safekeeper {props['index']} to be back in its quorum",
+            float(props["timeout"]),
+            float(props.get("interval", 2.0)),
+            SafekeeperGateError,
+        )
+        return {**props, "seen": seen}
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         return CreateResult(id_=f"safekeeper-{props['node_id']}", outs=self._wait(props, catch_up=False))

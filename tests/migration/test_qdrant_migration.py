@@ -25,7 +25,7 @@ from migration.qdrant.engine import (
 )
 from migration.qdrant.resource import QdrantMigrationProvider
 from tests.harness import ROOT, contains_secret_wrapper
-from tests.support.certificates import self_signed
+from tests.support.certificates import tls_listener
 from tests.support.dynamic import roundtrip
 from tests.support.fake_qdrant import FakeQdrantCluster
 from tests.support.nginx import free_port
@@ -518,26 +518,9 @@ def test_ctrl_c_stops_after_the_running_batch_and_a_rerun_resumes(source, tmp_pa
 def test_an_https_target_is_checked_against_the_stacks_certificate(tmp_path, nginx):
     """The cluster behind TLS (prod): the client trusts the stack's certificate besides the
     system's CAs, and refuses the listener without it."""
-    pair = self_signed(tmp_path / "tls")
-    port = free_port()
     listing = '{"result": {"collections": []}, "status": "ok", "time": 0.0}'
-    conf = f"""
-pid {tmp_path}/nginx.pid;
-error_log stderr;
-events {{}}
-http {{
-    access_log off;
-    server {{
-        listen 127.0.0.1:{port} ssl;
-        ssl_certificate {pair.certificate_path};
-        ssl_certificate_key {pair.key_path};
-        location = /collections {{ default_type application/json; return 200 '{listing}'; }}
-    }}
-}}
-"""
-    nginx(conf).start(port)
-    url = f"https://localhost:{port}"
-    client = open_client(url, "key", "target", ca_certificate=pair.certificate_pem)
+    url, pem = tls_listener(tmp_path, nginx, body=listing)
+    client = open_client(url, "key", "target", ca_certificate=pem)
     assert client.get_collections().collections == []
     untrusting = open_client(url, "key", "target")
     with pytest.raises(Exception, match="CERTIFICATE_VERIFY_FAILED"):

@@ -96,15 +96,18 @@ def test_the_rendered_config_passes_promtool(tmp_path):
 
 
 def _targets(port: int, timeout: float = 30.0) -> list[dict]:
-    """The active targets once each has been scraped (health up or down, not unknown)."""
+    """The active targets once each has been scraped (health up or down, not unknown). Before
+    it is ready, Prometheus answers its API with a plain-text 503."""
     deadline = time.monotonic() + timeout
-    while True:
-        active = requests.get(f"http://127.0.0.1:{port}/api/v1/targets", timeout=5).json()["data"][
-            "activeTargets"
-        ]
-        if (active and all(t["health"] != "unknown" for t in active)) or time.monotonic() > deadline:
-            return active
+    active: list[dict] = []
+    while time.monotonic() < deadline:
+        answer = requests.get(f"http://127.0.0.1:{port}/api/v1/targets", timeout=5)
+        if answer.status_code == 200:
+            active = answer.json()["data"]["activeTargets"]
+            if active and all(t["health"] != "unknown" for t in active):
+                break
         time.sleep(0.5)
+    return active
 
 
 @pytest.mark.parametrize("token", [TOKEN, "wrong-key"])

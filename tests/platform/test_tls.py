@@ -13,8 +13,7 @@ from components.platform.tls import ca_bundle_file, split_names
 from components.qdrant.collection import QdrantRest
 from components.settings import SettingsError, parse_settings
 from tests.harness import unwrap_secrets
-from tests.support.certificates import self_signed
-from tests.support.nginx import free_port
+from tests.support.certificates import self_signed, tls_listener
 
 PROD = {"environment": "prod", "kong": {"cors": {"origins": ["https://a.example"]}}}
 GENERATED = "-----BEGIN CERTIFICATE-----\ntls-certificate\n-----END CERTIFICATE-----\n"
@@ -50,28 +49,6 @@ def test_the_ca_bundle_adds_the_stack_certificate_to_the_systems(tmp_path):
     text = Path(path).read_text()
     assert text.endswith(pair.certificate_pem) and text.count("BEGIN CERTIFICATE") > 10
     assert ca_bundle_file(pair.certificate_pem) == path
-
-
-def tls_listener(tmp_path, nginx) -> tuple[str, str]:
-    """A real nginx serving TLS with a fresh self-signed certificate: (URL, certificate PEM)."""
-    pair = self_signed(tmp_path / "tls")
-    port = free_port()
-    conf = f"""
-pid {tmp_path}/nginx.pid;
-error_log stderr;
-events {{}}
-http {{
-    access_log off;
-    server {{
-        listen 127.0.0.1:{port} ssl;
-        ssl_certificate {pair.certificate_path};
-        ssl_certificate_key {pair.key_path};
-        location / {{ default_type application/json; return 200 '{{"result": {{}}, "status": "ok"}}'; }}
-    }}
-}}
-"""
-    nginx(conf).start(port)
-    return f"https://localhost:{port}", pair.certificate_pem
 
 
 def test_the_bundle_lets_requests_check_a_self_signed_listener(tmp_path, nginx):
