@@ -110,13 +110,16 @@ def _targets(port: int, timeout: float = 30.0) -> list[dict]:
     return active
 
 
-@pytest.mark.parametrize("token", [TOKEN, "wrong-key"])
-def test_prometheus_scrapes_every_target_with_its_credentials_from_a_file(tmp_path, endpoints, token):
+def test_prometheus_scrapes_every_target_with_its_credentials_from_a_file(tmp_path, endpoints):
+    """One Prometheus, two Qdrant jobs on the same endpoint: the token file with the key (and the
+    newline a secret file may end in) is up, the one with another key is down with 401."""
     qdrant, neon = endpoints
-    (tmp_path / "token").write_text(token + "\n")  # a secret file may end in a newline
-    config = tmp_path / "prometheus.yml"
+    (tmp_path / "token").write_text(TOKEN + "\n")
+    (tmp_path / "wrong").write_text("wrong-key\n")
     live = jobs(qdrant.port, neon.port, str(tmp_path / "token"), discover=False)
-    config.write_text(render_prometheus_yml(live, "dev", rule_files=[], scrape_interval="1s"))
+    wrong = ScrapeJob("qdrant-wrong-key", "qdrant", live[0].targets, bearer_file=str(tmp_path / "wrong"))
+    config = tmp_path / "prometheus.yml"
+    config.write_text(render_prometheus_yml([*live, wrong], "dev", rule_files=[], scrape_interval="1s"))
     port = free_port()
     process = subprocess.Popen(
         [str(PROMETHEUS), f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
@@ -129,14 +132,12 @@ def test_prometheus_scrapes_every_target_with_its_credentials_from_a_file(tmp_pa
     finally:
         process.terminate()
         process.wait(timeout=30)
+    right, refused = ("qdrant", "qdrant", "qdrant-0"), ("qdrant-wrong-key", "qdrant", "qdrant-0")
     pageserver = ("neon-pageserver", "neon", "pageserver")
-    assert set(health) == {("qdrant", "qdrant", "qdrant-0"), pageserver}
+    assert set(health) == {right, refused, pageserver}
     assert health[pageserver]["health"] == "up"
-    qdrant_target = health[("qdrant", "qdrant", "qdrant-0")]
-    if token == TOKEN:
-        assert qdrant_target["health"] == "up", qdrant_target["lastError"]
-    else:
-        assert qdrant_target["health"] == "down" and "401" in qdrant_target["lastError"]
+    assert health[right]["health"] == "up", health[right]["lastError"]
+    assert health[refused]["health"] == "down" and "401" in health[refused]["lastError"]
 
 
 def test_a_job_needs_targets_or_a_name_to_discover():
