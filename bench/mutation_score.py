@@ -591,6 +591,13 @@ MUTANTS = [
         OBJECT_STORAGE_TESTS,
     ),
     Mutant(
+        "a changed store layout goes through",
+        "components/neon/store_layout.py",
+        'changed = olds.get("layout") != news.get("layout")',
+        "changed = False",
+        OBJECT_STORAGE_TESTS,
+    ),
+    Mutant(
         "the MinIO gate moves on with another node offline",
         "components/neon/minio_gate.py",
         'if status != 200 or server == "offline":',

@@ -20,6 +20,7 @@ PINNED = {
     ("components.qdrant.collection", "QdrantCollectionProvider"),
     ("components.neon.safekeeper_gate", "SafekeeperReadyProvider"),
     ("components.neon.minio_gate", "MinioReadyProvider"),
+    ("components.neon.store_layout", "ObjectStorageLayoutProvider"),
     ("components.qdrant.member_gate", "QdrantMemberReadyProvider"),
     ("migration.postgres.resource", "PostgresMigrationProvider"),
     ("migration.qdrant.resource", "QdrantMigrationProvider"),

@@ -21,7 +21,8 @@ before the cluster has formed. Updates go one node at a time: node i+1 waits for
 write quorum and every other node online.
 
 The layout (nodes, drives) is fixed for the life of a stack: MinIO cannot re-stripe formatted
-drives onto another layout.
+drives onto another layout, and `ObjectStorageLayout` (components/neon/store_layout.py) refuses
+a change before anything of the store is touched.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import pulumi
 from components.neon.config import MINIO_ALIAS, MINIO_PORT
 from components.neon.minio_gate import MinioReady, MinioReadyArgs
 from components.neon.settings import ObjectStorageSettings
+from components.neon.store_layout import ObjectStorageLayout
 from components.platform.hosts import DockerHosts, round_robin
 from components.platform.jobs import OneShotJob, OneShotJobArgs
 from components.platform.operator_access import Forward
@@ -170,6 +172,13 @@ def object_storage(name: str, args: ObjectStorageArgs, parent: pulumi.Resource) 
     """The MinIO nodes (`<name>-minio` or `<name>-minio-<i>`), their gates and the bucket job."""
     settings, hosts = args.settings, args.hosts
     distributed = settings.nodes > 1
+    # First: a changed layout fails here, before any node or volume is touched.
+    layout = ObjectStorageLayout(
+        f"{name}-object-storage-layout",
+        settings.nodes,
+        settings.drives_per_node,
+        pulumi.ResourceOptions(parent=parent),
+    )
     nodes: list[SwarmService] = []
     gates: list[MinioReady] = []
     for index, slot in enumerate(round_robin(settings.nodes, hosts.host_count)):
@@ -183,7 +192,7 @@ def object_storage(name: str, args: ObjectStorageArgs, parent: pulumi.Resource) 
                 f"{name}-{what}-{suffix}",
                 f"neon-{what}-{suffix}",
                 "neon",
-                pulumi.ResourceOptions(parent=parent, provider=hosts.providers[slot]),
+                pulumi.ResourceOptions(parent=parent, provider=hosts.providers[slot], depends_on=[layout]),
             )
             mounts.append(Mount(volume.name, path))
         node = hosts.service(
@@ -221,7 +230,7 @@ def object_storage(name: str, args: ObjectStorageArgs, parent: pulumi.Resource) 
             parent=parent,
             # One node at a time on every rollout: the next waits until this one is back in
             # the store with a write quorum.
-            depends_on=gates[-1:],
+            depends_on=[layout, *gates[-1:]],
         )
         gates.append(
             MinioReady(

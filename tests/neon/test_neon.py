@@ -116,10 +116,14 @@ def test_start_order(program, stack):
     ]
     nodes = [f"neon-storage-{node}" for node in MINIO_NODES[stack]]
     assert deps["neon-storage-bucket"] == {*nodes, *(f"{node}-ready" for node in nodes)}
+    # The layout guard first (a changed layout fails there), then one MinIO node at a time:
+    # each behind the gate of the one before.
+    layout = "neon-storage-object-storage-layout"
     for before, node in itertools.pairwise(nodes):
-        # One MinIO node at a time: each behind the gate of the one before.
-        assert deps[f"{node}-service"] - {"docker-swarm-labels"} == {f"{before}-ready"}
-    assert deps[f"{nodes[0]}-service"] == {"docker-swarm-labels"}
+        assert deps[f"{node}-service"] - {"docker-swarm-labels"} == {layout, f"{before}-ready"}
+    assert deps[f"{nodes[0]}-service"] == {"docker-swarm-labels", layout}
+    volumes = [r.name for r in program(stack).of_type("docker:index/volume:Volume") if "-minio" in r.name]
+    assert volumes and all(deps[v] == {layout} for v in volumes)
     assert all(deps[f"{node}-ready"] == {node, "operator-access"} for node in nodes)
     for index in range(SAFEKEEPERS[stack]):
         before = {f"neon-storage-safekeeper-{index - 1}-ready"} if index else set()

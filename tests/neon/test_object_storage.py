@@ -21,6 +21,7 @@ from components.neon.object_storage import (
     writes_survive_losing_any_host,
 )
 from components.neon.settings import ObjectStorageSettings
+from components.neon.store_layout import ObjectStorageLayoutError, ObjectStorageLayoutProvider, layout_text
 from components.settings import SettingsError, parse_settings
 from tests.support.dynamic import roundtrip
 from tests.support.fake_minio import FakeMinioCluster
@@ -215,3 +216,18 @@ def test_it_runs_again_after_every_rollout_of_its_node_only(store, provider):
     assert not provider.diff("minio-1", same, dict(same)).changes
     assert provider.diff("minio-1", same, props(store, revision="r2")).changes
     assert not provider.diff("minio-1", same, props(store, timeout=9.0)).changes
+
+
+# -- the layout guard -----------------------------------------------------------------------
+
+
+def test_a_changed_layout_is_refused_before_the_store_is_touched():
+    provider = roundtrip(ObjectStorageLayoutProvider())
+    created = provider.create({"layout": layout_text(1, 1)}).outs
+    assert not provider.diff("layout", created, {"layout": layout_text(1, 1)}).changes
+    changed = {"layout": layout_text(3, 2)}
+    assert provider.diff("layout", created, changed).changes
+    with pytest.raises(
+        ObjectStorageLayoutError, match=r"changed from 1 node\(s\) x 1 drive\(s\) to 3 node\(s\) x 2"
+    ):
+        provider.update("layout", created, changed)
