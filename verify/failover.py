@@ -34,6 +34,7 @@ import docker
 import psycopg
 import requests
 
+from components.neon.minio_gate import health as minio_health
 from components.neon.object_storage import writes_survive_losing_any_host
 from components.neon.settings import ObjectStorageSettings
 from components.platform.hosts import round_robin
@@ -285,13 +286,6 @@ def safekeeper_failover(database_url: str, safekeepers: int, target: Member, row
     ]
 
 
-def _cluster_status(url: str) -> int | str:
-    try:
-        return requests.get(url, timeout=3).status_code
-    except requests.RequestException as err:
-        return type(err).__name__
-
-
 def object_storage_failover(
     status_urls: dict[str, str],
     store: ObjectStorageSettings,
@@ -315,11 +309,11 @@ def object_storage_failover(
     answers: list[int | str] = []
     with stopped(target) as stopped_at:
         while time.monotonic() - stopped_at < hold_s:
-            answers.append(_cluster_status(survivor))
+            answers.append(minio_health(survivor, timeout=3)[0])
             time.sleep(0.5)
         back_after = None
         while (waited := time.monotonic() - stopped_at) < limit_s:
-            if _cluster_status(returning) == 200:
+            if minio_health(returning, timeout=3)[0] == 200:
                 back_after = waited
                 break
             time.sleep(0.5)

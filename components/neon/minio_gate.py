@@ -41,10 +41,10 @@ class MinioGateError(RuntimeError):
     """The node did not come back in time."""
 
 
-def _health(url: str, path: str) -> tuple[int | str, str]:
-    """(status or error name, server status header) of one health endpoint."""
+def health(url: str, path: str = "", timeout: float = REQUEST_TIMEOUT_S) -> tuple[int | str, str]:
+    """(status or error name, server status header) of one health endpoint: `url` + `path`."""
     try:
-        response = requests.get(url.rstrip("/") + path, timeout=REQUEST_TIMEOUT_S)
+        response = requests.get(url.rstrip("/") + path, timeout=timeout)
     except requests.RequestException as err:
         return type(err).__name__, ""
     return response.status_code, response.headers.get(STATUS_HEADER, "")
@@ -52,19 +52,19 @@ def _health(url: str, path: str) -> tuple[int | str, str]:
 
 def node_state(urls: Sequence[str], index: int, rejoined: bool) -> tuple[bool, str]:
     """(ready, what was seen) for node `index` of `urls`."""
-    status, server = _health(urls[index], "/minio/health/live")
+    status, server = health(urls[index], "/minio/health/live")
     if status != 200:
         return False, f"MinIO node {index} does not answer yet ({status})"
     if not rejoined:
         return True, f"MinIO node {index} answers"
-    status, server = _health(urls[index], "/minio/health/cluster")
+    status, server = health(urls[index], "/minio/health/cluster")
     if status != 200:
         seen = f"{status}, {server}" if server else status
         return False, f"MinIO node {index} sees no write quorum yet ({seen})"
     for peer, url in enumerate(urls):
         if peer == index:
             continue
-        status, server = _health(url, "/minio/health/live")
+        status, server = health(url, "/minio/health/live")
         if status != 200 or server == "offline":
             seen = server if status == 200 else status
             return False, (

@@ -133,7 +133,8 @@ class NeonStorage(pulumi.ComponentResource):
             secret=True,
         )
         s3_env = {"AWS_SHARED_CREDENTIALS_FILE": S3_CREDENTIALS_FILE}
-        api_port, nodes = settings.object_storage.api_port, settings.object_storage.nodes
+        # Each MinIO node's port on the first host's loopback, as OperatorAccess forwards it.
+        store_ports = [forward.port for forward in object_storage_forwards(settings.object_storage)]
         store = object_storage(
             name,
             ObjectStorageArgs(
@@ -141,7 +142,7 @@ class NeonStorage(pulumi.ComponentResource):
                 hosts=hosts,
                 image=self._image(settings.object_storage.image),
                 password=minio_password,
-                api_urls=[f"http://{operator_host}:{api_port + i}" for i in range(nodes)],
+                api_urls=[f"http://{operator_host}:{port}" for port in store_ports],
                 memory_mb=settings.memory_mb,
                 operator_access=args.operator_access,
             ),
@@ -248,7 +249,10 @@ class NeonStorage(pulumi.ComponentResource):
                     for i in range(settings.safekeepers)
                 },
                 # 200 only while the store has a write quorum of drives online.
-                **{f"minio{i}": f"http://{LOOPBACK}:{api_port + i}{CLUSTER_HEALTH}" for i in range(nodes)},
+                **{
+                    f"minio{i}": f"http://{LOOPBACK}:{port}{CLUSTER_HEALTH}"
+                    for i, port in enumerate(store_ports)
+                },
             }
         )
         self.register_outputs({"controllerUrl": self.controller_url, "statusUrls": self.status_urls})
