@@ -1,11 +1,12 @@
 """rag-infra: settings -> Docker hosts -> operator access, the public listeners' certificate ->
-tiers -> migrations -> post-deploy checks -> exports."""
+tiers -> monitoring -> migrations -> post-deploy checks -> exports."""
 
 import json
 
 import pulumi
 
 from components.kong.gateway import KongGateway, KongGatewayArgs
+from components.monitoring.monitoring import Monitoring, MonitoringArgs
 from components.neon.database import NeonDatabase, NeonDatabaseArgs
 from components.operator_forwards import stack_operator_forwards
 from components.platform.app_env import app_env
@@ -14,6 +15,7 @@ from components.platform.operator_access import OperatorAccess, OperatorAccessAr
 from components.platform.settings import DEFAULT_NGINX_IMAGE
 from components.platform.tls import stack_certificate
 from components.qdrant.cluster import QdrantCluster, QdrantClusterArgs
+from components.scrape_targets import scrape_credentials, stack_alert_targets, stack_scrape_jobs
 from components.settings import load_settings
 from migration.postgres.resource import PostgresMigration, PostgresMigrationArgs
 from migration.qdrant.resource import QdrantMigration, QdrantMigrationArgs
@@ -88,6 +90,24 @@ kong = (
         ),
     )
     if settings.features.kong_gateway
+    else None
+)
+
+# Scrapes every service the tiers above run; alerts on the plan's criteria and the quorums.
+monitoring = (
+    Monitoring(
+        "monitoring",
+        MonitoringArgs(
+            settings=settings.monitoring,
+            hosts=hosts,
+            stack=settings.stack,
+            jobs=stack_scrape_jobs(settings),
+            alert_targets=stack_alert_targets(settings),
+            credentials=scrape_credentials(qdrant.api_key if qdrant else None),
+            webhook_url=settings.secrets.alert_webhook_url,
+        ),
+    )
+    if settings.features.monitoring
     else None
 )
 
@@ -189,6 +209,12 @@ if kong:
     pulumi.export("kongProxyUrls", kong.proxy_urls)
     pulumi.export("kongAdminUrl", kong.admin_url)
     pulumi.export("kongJwtCredentials", kong.credentials)
+
+if monitoring:
+    pulumi.export("prometheusUrl", monitoring.prometheus_url)
+    pulumi.export("alertmanagerUrl", monitoring.alertmanager_url)
+    pulumi.export("grafanaUrl", monitoring.grafana_url)
+    pulumi.export("grafanaAdminPassword", monitoring.grafana_admin_password)
 
 if tls:
     # What clients of the https:// URLs trust (the chain served; self-signed unless configured).

@@ -4,6 +4,7 @@ host's loopback (`__main__.py`) and what `components.platform.tunnels` forwards 
 from __future__ import annotations
 
 from components.kong.gateway import operator_forwards as kong_forwards
+from components.monitoring.monitoring import operator_forwards as monitoring_forwards
 from components.neon.storage import operator_forwards as neon_forwards
 from components.platform.operator_access import Forward
 from components.settings import StackSettings
@@ -14,4 +15,5 @@ def stack_operator_forwards(settings: StackSettings) -> list[Forward]:
     return [
         *(neon_forwards(settings.neon) if settings.features.neon else []),
         *(kong_forwards(settings.kong) if settings.features.kong_gateway else []),
+        *(monitoring_forwards(settings.monitoring) if settings.features.monitoring else []),
     ]

@@ -18,6 +18,7 @@ from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, field_
 from pydantic.alias_generators import to_camel
 
 from components.kong.settings import KongSettings
+from components.monitoring.settings import MonitoringSettings
 from components.neon.config import CONTROLLER_PORT, PAGESERVER_HTTP_PORT
 from components.neon.settings import NeonSettings
 from components.platform.settings import (
@@ -49,6 +50,7 @@ class Secrets:
     kong_jwt_secret: pulumi.Output[str] | None = None
     tls_certificate: pulumi.Output[str] | None = None
     tls_private_key: pulumi.Output[str] | None = None
+    alert_webhook_url: pulumi.Output[str] | None = None
 
 
 SECRET_KEYS = tuple(to_camel(field.name) for field in fields(Secrets))
@@ -61,6 +63,8 @@ class Features(ConfigModel):
     neon: FLAG = True
     qdrant_cluster: FLAG = True
     kong_gateway: FLAG = True
+    monitoring: FLAG = True
+    """Prometheus, Alertmanager and Grafana (not an application tier: no appEnv flag)."""
 
 
 class TlsSettings(ConfigModel):
@@ -96,6 +100,7 @@ class StackSettings(ConfigModel):
     kong: KongSettings = {}
     migration: MigrationSettings = {}
     tls: TlsSettings = {}
+    monitoring: MonitoringSettings = {}
     verify: VerifySettings = {}
     timescale_url: str = _SECRET
     old_qdrant_api_key: str = _SECRET
@@ -104,6 +109,7 @@ class StackSettings(ConfigModel):
     kong_jwt_secret: str = _SECRET
     tls_certificate: str = _SECRET
     tls_private_key: str = _SECRET
+    alert_webhook_url: str = _SECRET
 
     @model_validator(mode="before")
     @classmethod
@@ -146,6 +152,11 @@ class StackSettings(ConfigModel):
             ports |= {"kong.statusPort": kong.status_port}
             if kong.manager:
                 ports["kong.managerPort"] = kong.manager_port
+        if self.features.monitoring:
+            monitoring = self.monitoring
+            ports |= {"monitoring.prometheusPort": monitoring.prometheus_port}
+            ports |= {"monitoring.alertmanagerPort": monitoring.alertmanager_port}
+            ports |= {"monitoring.grafanaPort": monitoring.grafana_port}
         owners: dict[int, str] = {}
         for owner, port in ports.items():
             if port in owners:
@@ -250,6 +261,11 @@ def _read_secret(name: str) -> pulumi.Output[str] | None:
         raise SettingsError(
             f"{full_key} must be a postgresql:// URL or a libpq key=value string (host=… dbname=…); "
             "the value set is neither (not shown: it is a secret)"
+        )
+    if name == "alertWebhookUrl" and urlsplit(raw).scheme not in ("http", "https"):
+        raise SettingsError(
+            f"{full_key} must be an http:// or https:// URL (Alertmanager's webhook receiver); "
+            "the value set is not (not shown: it is a secret)"
         )
     return pulumi.Output.secret(raw)
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import time
 
+import requests
 import yaml
 
 from components.neon.object_storage import expand_ellipses
@@ -20,9 +22,11 @@ _NAME_PATTERNS = (
 )
 PUBLIC_PORTS = (8000, 6333, 6334, 6432)
 """Kong's proxy, the Qdrant LB (REST, gRPC), the pooler: what clients reach from elsewhere."""
-OPERATOR_PORTS = frozenset({8001, 8100, 1234, 9898, 6400, 7676, 7677, 7678, 9000, 9001, 9002})
-"""Kong admin and status, the storage controller, pageserver, safekeepers, MinIO nodes:
-loopback only."""
+OPERATOR_PORTS = frozenset(
+    {8001, 8100, 1234, 9898, 6400, 7676, 7677, 7678, 9000, 9001, 9002, 9090, 9093, 3000}
+)
+"""Kong admin and status, the storage controller, pageserver, safekeepers, MinIO nodes,
+Prometheus, Alertmanager, Grafana: loopback only."""
 
 
 def names_in(text: str) -> set[str]:
@@ -105,7 +109,8 @@ def reachable_from_elsewhere(port: int) -> bool:
 def data_volumes_hold_data(deployment: Deployment, written_on_demand: frozenset[str]) -> None:
     """Each named volume holds what its service wrote (a mount at the wrong path leaves it
     empty and the data in the container's own layer, lost with it), but the volumes mounted at
-    `written_on_demand` paths (snapshots), which stay empty until asked for."""
+    `written_on_demand` paths, which stay empty until asked for (Qdrant's snapshots) or for a
+    while (Alertmanager writes its silences and notification log every 15 minutes)."""
     client = deployment.engine.client
     checked = 0
     for resource in deployment.run.workloads:
@@ -121,3 +126,61 @@ def data_volumes_hold_data(deployment: Deployment, written_on_demand: frozenset[
             assert listing.strip(), f"{resource.plain('name')}: nothing in {volume['volumeName']}"
             checked += 1
     assert checked, "no data volume to check"
+
+
+def monitoring_sees_the_whole_stack(deployment: Deployment, timeout_s: float = 120.0) -> dict[str, str]:
+    """Through the loopback ports: Prometheus scrapes every target of its config and each is
+    up (a wrong alias, port, path or token is a target down), the alert rules then evaluate
+    to nothing pending (a rule naming a job the config lacks would count zero members),
+    Grafana has its datasource working and every dashboard, Alertmanager is ready. Returns
+    each target's `job/member` -> health."""
+    outputs = deployment.run.outputs
+    prometheus, grafana = outputs["prometheusUrl"], outputs["grafanaUrl"]
+    config = yaml.safe_load(
+        deployment.run.service_files(_service(deployment, "prometheus"))[PROMETHEUS_YML][0]
+    )
+    static = sum(len(s["targets"]) for job in config["scrape_configs"] for s in job.get("static_configs", []))
+    discovered = [job["job_name"] for job in config["scrape_configs"] if job.get("dns_sd_configs")]
+    deadline = time.monotonic() + timeout_s
+    health: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        try:
+            active = requests.get(f"{prometheus}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
+        except (requests.RequestException, ValueError):
+            active = []
+        health = {f"{t['labels']['job']}/{t['labels']['member']}": t["health"] for t in active}
+        jobs = {t["labels"]["job"] for t in active}
+        complete = len(active) >= static + len(discovered) and set(discovered) <= jobs
+        if complete and all(h == "up" for h in health.values()):
+            break
+        time.sleep(2)
+    else:
+        errors = {
+            f"{t['labels']['job']}/{t['labels']['member']}": t["lastError"]
+            for t in active
+            if t["health"] != "up"
+        }
+        raise AssertionError(f"not every target is up after {timeout_s:.0f} s: {health} {errors}")
+    time.sleep(3 * _seconds(config["global"]["evaluation_interval"]))
+    alerts = requests.get(f"{prometheus}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
+    assert alerts == [], f"alerts on a healthy stack: {alerts}"
+    auth = ("admin", outputs["grafanaAdminPassword"])
+    assert requests.get(f"{grafana}/api/health", timeout=5).json()["database"] == "ok"
+    titles = {b["title"] for b in requests.get(f"{grafana}/api/search", auth=auth, timeout=5).json()}
+    assert len(titles) == 4 and "rag-infra: the plan's success criteria" in titles, titles
+    source = requests.get(f"{grafana}/api/datasources/uid/prometheus/health", auth=auth, timeout=10)
+    assert source.status_code == 200, source.text
+    assert requests.get(f"{grafana}/api/search", timeout=5).status_code == 401
+    assert requests.get(f"{outputs['alertmanagerUrl']}/-/ready", timeout=5).status_code == 200
+    return health
+
+
+PROMETHEUS_YML = "/etc/prometheus/prometheus.yml"
+
+
+def _service(deployment: Deployment, alias: str):
+    return deployment.run.service(f"rag-infra-{deployment.stack}-{alias}")
+
+
+def _seconds(duration: str) -> float:
+    return float(duration.removesuffix("s"))

@@ -1,7 +1,8 @@
 """Stand-in images for the end-to-end tests, built here from Debian packages (nothing can be
 pulled): one base rootfs from `debootstrap` (sid: nginx 1.30, PostgreSQL 18 with pgvector,
-pgbouncer, Python), cached by its package list, and one small image per stand-in on top of it
-(e2e/standins/<name>/Dockerfile), which the program's image references are tagged to.
+pgbouncer, Prometheus 3.5, Alertmanager 0.33, Python), cached by its package list, and one
+small image per stand-in on top of it (e2e/standins/<name>/Dockerfile), which the program's
+image references are tagged to.
 
 `python -m e2e.images DIR` builds them on the engine started under DIR (e2e/run.sh does).
 """
@@ -28,10 +29,14 @@ MIRROR = os.environ.get("MIRROR", "http://deb.debian.org/debian")
 BASE_PACKAGES = (
     "bash", "curl", "python3", "python3-yaml", "python3-jwt", "python3-h2",
     "nginx-light", "libnginx-mod-stream", "wget", "postgresql-18", "postgresql-18-pgvector", "pgbouncer",
+    "prometheus", "prometheus-alertmanager",
 )  # fmt: skip
 CACHE = Path(os.environ.get("RAG_E2E_CACHE", Path.home() / ".cache" / "rag-infra-e2e"))
 # The fakes the Python stand-ins serve (copied into their images as tests/support).
-SUPPORT = ("__init__.py", "fake_http.py", "fake_qdrant.py", "fake_neon.py", "fake_kong.py", "kong_jwt.py")
+SUPPORT = (
+    "__init__.py", "fake_http.py", "fake_qdrant.py", "fake_neon.py", "fake_kong.py", "kong_jwt.py",
+    "fake_metrics.py",
+)  # fmt: skip
 
 STAND_INS: dict[str, str] = {
     # image repository (the reference without its tag) -> stand-in (e2e/standins/<name>)
@@ -44,9 +49,13 @@ STAND_INS: dict[str, str] = {
     "ghcr.io/neondatabase/compute-node-v17": "compute",
     "quay.io/minio/minio": "minio",
     "quay.io/minio/mc": "mc",
+    "prom/prometheus": "prometheus",
+    "prom/alertmanager": "alertmanager",
+    "grafana/grafana": "grafana",
 }
-"""Every image the program can run, and what stands in for it: the real nginx and PostgreSQL
-for nginx and postgres; Python servers speaking the fakes' APIs for the rest."""
+"""Every image the program can run, and what stands in for it: the real nginx, PostgreSQL,
+Prometheus and Alertmanager (Debian sid's); Python servers speaking the fakes' APIs for the
+rest."""
 
 
 def stand_in_for(reference: str) -> str:

@@ -18,6 +18,7 @@ from e2e.checks import (
     OPERATOR_PORTS,
     PUBLIC_PORTS,
     data_volumes_hold_data,
+    monitoring_sees_the_whole_stack,
     names_resolve_to_their_containers,
     published_ports_are_the_declared_ones,
     reachable_from_elsewhere,
@@ -66,6 +67,7 @@ def dev(engine: Engine, legacy_source: str) -> Iterator[Deployment]:
             "dockerHosts": engine.host_urls(1),
             "verify": {"enabled": False},  # the checks are run against it by the tests below
             "migration": {"postgres": {"enabled": True}},
+            "monitoring": {"scrapeInterval": "2s"},  # the test waits for a few scrapes
         },
         secrets={"timescaleUrl": legacy_source},
     )
@@ -89,6 +91,14 @@ def test_every_container_turns_healthy_and_every_job_exits_0(dev: Deployment) ->
     assert status and all(s == "healthy" for s in status.values()), status
     # The one-shot job ran on the host as `docker run` and exited 0 (else the deploy had failed).
     assert dev.mocks.exit_codes == {} and any(e.name == "neon-storage-bucket-run" for e in dev.state.events)
+
+
+def test_monitoring_scrapes_every_service_and_nothing_alerts(dev: Deployment) -> None:
+    health = monitoring_sees_the_whole_stack(dev)
+    # Every tier and every kind of member, the LB and Kong found by DNS (one task each here).
+    jobs = {target.split("/")[0] for target in health}
+    assert {"qdrant", "qdrant-lb", "kong", "neon-safekeeper", "neon-compute", "minio", "grafana"} <= jobs
+    assert sum(target.startswith("qdrant/") for target in health) == 3
 
 
 def test_each_container_starts_after_what_it_depends_on_is_ready(dev: Deployment) -> None:
@@ -159,7 +169,7 @@ def test_published_ports_are_exactly_the_declared_ones_and_operator_ports_stay_o
 
 
 def test_every_data_volume_holds_its_service_data(dev: Deployment) -> None:
-    data_volumes_hold_data(dev, written_on_demand=frozenset({"/qdrant/snapshots"}))
+    data_volumes_hold_data(dev, written_on_demand=frozenset({"/qdrant/snapshots", "/alertmanager"}))
 
 
 def _grpc_health(target: str) -> str:

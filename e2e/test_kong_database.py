@@ -21,7 +21,7 @@ def kong_db(engine: Engine) -> Iterator[Deployment]:
         {
             "dockerHosts": engine.host_urls(1),
             "verify": {"enabled": False},
-            "features": {"neon": False, "qdrantCluster": False, "kongGateway": True},
+            "features": {"neon": False, "qdrantCluster": False, "kongGateway": True, "monitoring": False},
             "kong": {"database": "postgres", "cors": {"origins": ["https://app.example.com"]}},
         },
     )

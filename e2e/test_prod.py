@@ -18,6 +18,7 @@ import requests
 from components.platform.tls import ca_bundle_file
 from e2e.checks import (
     data_volumes_hold_data,
+    monitoring_sees_the_whole_stack,
     names_resolve_to_their_containers,
     published_ports_are_the_declared_ones,
 )
@@ -41,6 +42,7 @@ def prod(engine: Engine) -> Iterator[Deployment]:
             "qdrant": qdrant,
             "kong": kong,
             "neon": neon,
+            "monitoring": {"scrapeInterval": "2s"},
         },
     )
     yield deployment
@@ -67,6 +69,14 @@ def test_every_container_turns_healthy_on_the_overlay_network(prod: Deployment) 
     assert set(status) <= attached
 
 
+def test_monitoring_scrapes_every_member_of_every_quorum(prod: Deployment) -> None:
+    health = monitoring_sees_the_whole_stack(prod)
+    members = {target.split("/")[0]: 0 for target in health}
+    for target in health:
+        members[target.split("/")[0]] += 1
+    assert (members["qdrant"], members["neon-safekeeper"], members["minio"]) == (3, 3, 3)
+
+
 def test_quorum_members_are_spread_one_per_host(prod: Deployment) -> None:
     hosts = prod.engine.host_urls(3)
     for prefix in ("rag-infra-prod-safekeeper-", "rag-infra-prod-qdrant-"):
@@ -79,7 +89,7 @@ def test_names_resolve_over_the_overlay_and_ports_are_the_declared_ones(prod: De
     names = names_resolve_to_their_containers(prod, prober="rag-infra-prod-qdrant-lb")
     assert {"safekeeper-0", "safekeeper-1", "safekeeper-2"} <= names
     published_ports_are_the_declared_ones(prod)
-    data_volumes_hold_data(prod, written_on_demand=frozenset({"/qdrant/snapshots"}))
+    data_volumes_hold_data(prod, written_on_demand=frozenset({"/qdrant/snapshots", "/alertmanager"}))
 
 
 def test_the_public_listeners_speak_tls_with_the_stacks_certificate(prod: Deployment) -> None:

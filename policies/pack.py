@@ -3,6 +3,7 @@
 from policies import (
     container_rules,
     kong_rules,
+    monitoring_rules,
     neon_rules,
     qdrant_rules,
     service_rules,
@@ -15,6 +16,7 @@ POLICIES = [
     *qdrant_rules.POLICIES,
     *neon_rules.POLICIES,
     *kong_rules.POLICIES,
+    *monitoring_rules.POLICIES,
     *container_rules.POLICIES,
     *service_rules.POLICIES,
     *stack_rules.POLICIES,

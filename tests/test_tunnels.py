@@ -16,8 +16,10 @@ def test_every_operator_port_is_forwarded_from_the_first_host():
     settings = parse_settings(
         {"dockerHosts": hosts, "neon": {"safekeepers": 3}, "kong": {"cors": {"origins": ["*"]}}}, stack="prod"
     )
-    # The store's single MinIO node (objectStorage.apiPort).
-    assert forwards(settings) == {hosts[0]: [1234, 6400, 7676, 7677, 7678, 8001, 8100, 9000, 9898]}
+    # The store's single MinIO node (objectStorage.apiPort); Grafana, Prometheus, Alertmanager.
+    assert forwards(settings) == {
+        hosts[0]: [1234, 3000, 6400, 7676, 7677, 7678, 8001, 8100, 9000, 9090, 9093, 9898]
+    }
     (command,) = ssh_commands(settings)
     assert command[-1] == "deploy@docker-2.example.internal" and command[command.index("-p") + 1] == "2222"
     assert "127.0.0.1:7678:127.0.0.1:7678" in command
@@ -25,7 +27,12 @@ def test_every_operator_port_is_forwarded_from_the_first_host():
 
 def test_only_the_enabled_tiers_ports():
     settings = parse_settings(
-        {"dockerHosts": HOSTS, "features": {"kongGateway": False}, "neon": {"safekeepers": 1}}, stack="prod"
+        {
+            "dockerHosts": HOSTS,
+            "features": {"kongGateway": False, "monitoring": False},
+            "neon": {"safekeepers": 1},
+        },
+        stack="prod",
     )
     assert forwards(settings) == {HOSTS[0]: [1234, 6400, 7676, 9000, 9898]}
 

@@ -135,7 +135,21 @@ def render_kong_config(
                     "preflight_continue": False,
                     "private_network": False,
                 },
-            }
+            },
+            {
+                # Metrics per route on the status listener's /metrics (monitoring scrapes it).
+                # Every metric family of the plugin is off unless named here (Kong 3.9
+                # kong/plugins/prometheus/schema.lua): the alert rules need the status codes
+                # and the latency histogram.
+                "name": "prometheus",
+                "config": {
+                    "status_code_metrics": True,
+                    "latency_metrics": True,
+                    "bandwidth_metrics": True,
+                    "upstream_health_metrics": True,
+                    "per_consumer": False,
+                },
+            },
         ],
         "consumers": [
             {

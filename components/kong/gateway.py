@@ -10,6 +10,7 @@ import pulumi
 
 from components.kong.config import render_kong_config
 from components.kong.settings import KongSettings
+from components.monitoring.scrape import ScrapeJob
 from components.platform.hosts import DockerHosts
 from components.platform.jobs import OneShotJob, OneShotJobArgs
 from components.platform.operator_access import LOOPBACK, Forward
@@ -87,6 +88,11 @@ def operator_forwards(settings: KongSettings) -> list[Forward]:
     if settings.manager:
         forwards.append(Forward(settings.manager_port, KONG_ALIAS, MANAGER_PORT, "Kong Manager"))
     return forwards
+
+
+def scrape_jobs() -> list[ScrapeJob]:
+    """Every Kong task's status listener, where the prometheus plugin (kong.yml) serves /metrics."""
+    return [ScrapeJob("kong", "kong", dns_name=KONG_ALIAS, port=STATUS_PORT)]
 
 
 class KongGateway(pulumi.ComponentResource):

@@ -10,10 +10,19 @@ from urllib.parse import quote
 import pulumi
 import pulumi_random as random
 
+from components.monitoring.scrape import ScrapeJob, ScrapeTarget
 from components.neon.compute import ComputeImageArgs, NeonCompute, NeonComputeArgs
 from components.neon.config import (
+    BROKER_ALIAS,
+    BROKER_PORT,
     COMPUTE_ALIAS,
+    COMPUTE_HTTP_PORT,
     COMPUTE_PG_PORT,
+    CONTROLLER_ALIAS,
+    CONTROLLER_PORT,
+    MINIO_PORT,
+    PAGESERVER_ALIAS,
+    PAGESERVER_HTTP_PORT,
     PAGESERVER_PG_PORT,
     POOLER_ALIAS,
     POOLER_PORT,
@@ -23,8 +32,11 @@ from components.neon.config import (
     render_compute_config,
     render_pgbouncer_ini,
     render_pgbouncer_userlist,
+    safekeeper_alias,
     scram_verifier,
 )
+from components.neon.object_storage import MINIO_CLUSTER_METRICS_PATH
+from components.neon.object_storage import node_alias as minio_node_alias
 from components.neon.pooler import NeonPooler, NeonPoolerArgs
 from components.neon.rag_schema import RagSchema, RagSchemaArgs
 from components.neon.settings import NeonSettings
@@ -35,6 +47,42 @@ from components.platform.hosts import DockerHosts
 from components.platform.secrets import secret_or_generated
 from components.platform.tls import TlsMaterial
 from migration.schema import schema_fingerprint
+
+
+def computes(settings: NeonSettings) -> list[tuple[str, str, int]]:
+    """(branch, alias, published port) of every compute: main's, then each branch's that has one."""
+    return [("main", COMPUTE_ALIAS, settings.compute_port)] + [
+        (b.name, f"{COMPUTE_ALIAS}-{b.name}", b.compute_port) for b in settings.branches if b.compute
+    ]
+
+
+def scrape_jobs(settings: NeonSettings) -> list[ScrapeJob]:
+    """Every Neon service's /metrics (open without a token, storage_controller/src/http.rs,
+    pageserver and safekeeper http/routes.rs, compute_ctl's HTTP server); the broker serves it
+    over HTTP/1 on its gRPC port. MinIO's cluster metrics come from every node (each reports the
+    whole deployment, so one node lost still leaves the drives' and quorum's state seen); they
+    need no token with MINIO_PROMETHEUS_AUTH_TYPE=public (object_storage.py)."""
+
+    def job(name: str, members: list[tuple[str, int]], path: str = "/metrics") -> ScrapeJob:
+        targets = [ScrapeTarget(f"{alias}:{port}", alias) for alias, port in members]
+        return ScrapeJob(name, "neon", targets=targets, metrics_path=path)
+
+    storage = settings.object_storage
+    return [
+        job("neon-storage-broker", [(BROKER_ALIAS, BROKER_PORT)]),
+        job("neon-pageserver", [(PAGESERVER_ALIAS, PAGESERVER_HTTP_PORT)]),
+        job(
+            "neon-safekeeper",
+            [(safekeeper_alias(i), settings.safekeeper_http_port) for i in range(settings.safekeepers)],
+        ),
+        job("neon-storage-controller", [(CONTROLLER_ALIAS, CONTROLLER_PORT)]),
+        job("neon-compute", [(alias, COMPUTE_HTTP_PORT) for _, alias, _ in computes(settings)]),
+        job(
+            "minio",
+            [(minio_node_alias(storage, i), MINIO_PORT) for i in range(storage.nodes)],
+            MINIO_CLUSTER_METRICS_PATH,
+        ),
+    ]
 
 
 @dataclass(frozen=True)
@@ -145,13 +193,10 @@ class NeonDatabase(pulumi.ComponentResource):
                 ),
             )
 
-        computes = [("main", COMPUTE_ALIAS, settings.compute_port)] + [
-            (b.name, f"{COMPUTE_ALIAS}-{b.name}", b.compute_port) for b in settings.branches if b.compute
-        ]
         self.computes: dict[str, NeonCompute] = {}
         # The role's password is stored as a SCRAM verifier; its salt is drawn once and kept.
         salt = random.RandomId(f"{name}-password-salt", byte_length=16, opts=child).b64_std
-        for branch_name, alias, port in computes:
+        for branch_name, alias, port in computes(settings):
             config = pulumi.Output.all(tenant_id, timeline_ids[branch_name], password, salt).apply(
                 lambda values: render_compute_config(
                     ComputeSpec(

@@ -42,6 +42,8 @@ from components.platform.jobs import OneShotJob, OneShotJobArgs
 from components.platform.operator_access import Forward
 from components.platform.service import HealthCheck, Mount, ServiceFile, ServiceSpec, SwarmService
 
+MINIO_CLUSTER_METRICS_PATH = "/minio/v2/metrics/cluster"
+"""The whole deployment's metrics, from any node (cmd/metrics-v2.go)."""
 MINIO_USER = "neon"
 MINIO_PASSWORD_FILE = "/run/secrets/minio-root-password"  # noqa: S105 (a path)
 """MinIO reads MINIO_ROOT_PASSWORD_FILE at start (cmd/common-main.go loadEnvVarsFromFiles)."""
@@ -207,7 +209,13 @@ def object_storage(name: str, args: ObjectStorageArgs, parent: pulumi.Resource) 
                 args=server_args(settings),
                 # Every node must hold the same root credentials: they sign the nodes' own
                 # requests to each other (cmd/jwt.go authenticateNode).
-                env={"MINIO_ROOT_USER": MINIO_USER, "MINIO_ROOT_PASSWORD_FILE": MINIO_PASSWORD_FILE},
+                env={
+                    "MINIO_ROOT_USER": MINIO_USER,
+                    "MINIO_ROOT_PASSWORD_FILE": MINIO_PASSWORD_FILE,
+                    # /minio/v2/metrics/* without a bearer token (cmd/metrics-router.go): only
+                    # the stack network reaches the port, and Prometheus holds no S3 secret.
+                    "MINIO_PROMETHEUS_AUTH_TYPE": "public",
+                },
                 files=[ServiceFile(MINIO_PASSWORD_FILE, args.password, secret=True)],
                 mounts=mounts,
                 pinned_to=slot,

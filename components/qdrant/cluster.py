@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import yaml
 
+from components.monitoring.scrape import ScrapeJob, ScrapeTarget
 from components.platform.hosts import DockerHosts, round_robin
 from components.platform.probes import bash_http_probe
 from components.platform.secrets import secret_or_generated
@@ -14,7 +15,14 @@ from components.platform.service import HealthCheck, Mount, ServiceFile, Service
 from components.platform.settings import image_version
 from components.platform.tls import TlsMaterial
 from components.qdrant.collection import QdrantCollection, QdrantCollectionArgs
-from components.qdrant.lb_config import LB_HEALTH_PATH, LbOptions, LbTls, Upstream, render_qdrant_lb_conf
+from components.qdrant.lb_config import (
+    LB_HEALTH_PATH,
+    METRICS_PORT,
+    LbOptions,
+    LbTls,
+    Upstream,
+    render_qdrant_lb_conf,
+)
 from components.qdrant.member_gate import QdrantMemberReady, QdrantMemberReadyArgs
 from components.qdrant.settings import QdrantSettings
 
@@ -46,6 +54,23 @@ def node_command(index: int) -> list[str]:
         f"http://{node_alias(index)}:{P2P_PORT}",
         "--bootstrap",
         f"http://{node_alias(0)}:{P2P_PORT}",
+    ]
+
+
+def scrape_jobs(settings: QdrantSettings, api_key_file: str) -> list[ScrapeJob]:
+    """Each node's /metrics, which wants the API key: Prometheus sends it from `api_key_file`
+    as a bearer token (Qdrant takes `Authorization: Bearer <key>` as well as `api-key`,
+    src/common/auth/mod.rs). And each LB task's connection gauges (lb_config.py)."""
+    return [
+        ScrapeJob(
+            "qdrant",
+            "qdrant",
+            targets=[
+                ScrapeTarget(f"{node_alias(i)}:{REST_PORT}", node_alias(i)) for i in range(settings.nodes)
+            ],
+            bearer_file=api_key_file,
+        ),
+        ScrapeJob("qdrant-lb", "qdrant", dns_name=LB_ALIAS, port=METRICS_PORT),
     ]
 
 

@@ -14,6 +14,22 @@ LB_HEALTH_PATH = "/lb-healthz"
 that fails it); the nodes' health is nginx's passive checks' business, not the LB task's."""
 
 
+METRICS_PORT = 9113
+"""Each LB task's own Prometheus endpoint (`/metrics`, the overlay only, never published)."""
+METRICS_PATH = "/metrics"
+# nginx's connection gauges in Prometheus's text format, named as nginx-prometheus-exporter
+# names them (collector/nginx.go), from the stub_status module's variables. The exporter itself
+# reads one stub_status URL given at start (exporter.go: `--nginx.scrape-uri`, no per-target
+# probe), and a Swarm service has no side-car: beside N LB tasks behind one name it would read a
+# different task on each scrape. nginx answering for itself, each task is its own target.
+_CONNECTION_GAUGES = {
+    "active": "Active client connections",
+    "reading": "Connections where nginx is reading the request header",
+    "writing": "Connections where nginx is writing the response back to the client",
+    "waiting": "Idle client connections",
+}
+
+
 @dataclass(frozen=True)
 class Upstream:
     """One Qdrant node as NGINX reaches it."""
@@ -60,6 +76,7 @@ class LbOptions:
     """Where request-body and proxy temp files go; None keeps nginx's compiled-in paths."""
     tls: LbTls | None = None
     """TLS listeners beside the plaintext ones (which stay for the stack's own network)."""
+    metrics_port: int = METRICS_PORT
 
 
 # Qdrant's POST routes that may be repeated on another node (qdrant src/actix/api/*.rs):
@@ -154,6 +171,26 @@ def render_qdrant_lb_conf(upstreams: Sequence[Upstream], options: LbOptions) -> 
             "",
         ]
 
+    def metrics_server(port: int) -> list[str]:
+        body = "".join(
+            f"# HELP nginx_connections_{kind} {what}\\n# TYPE nginx_connections_{kind} gauge\\n"
+            f"nginx_connections_{kind} $connections_{kind}\\n"
+            for kind, what in _CONNECTION_GAUGES.items()
+        )
+        return [
+            "    server {",
+            f"        {listen(port)}",
+            f"        location = {METRICS_PATH} {{",
+            '            default_type "text/plain; version=0.0.4";',
+            f'            return 200 "{body}";',
+            "        }",
+            "        location / {",
+            "            return 404;",
+            "        }",
+            "    }",
+            "",
+        ]
+
     def grpc_server(port: int, ssl: bool) -> list[str]:
         return [
             "    server {",
@@ -201,6 +238,7 @@ def render_qdrant_lb_conf(upstreams: Sequence[Upstream], options: LbOptions) -> 
     if resolve:
         lines.append(f"    resolver {DOCKER_DNS} valid=10s ipv6=off;")
     lines += [*upstream_block("qdrant_rest", "rest_port"), *upstream_block("qdrant_grpc", "grpc_port"), ""]
+    lines += metrics_server(options.metrics_port)
     lines += rest_server(options.rest_port, ssl=False) + grpc_server(options.grpc_port, ssl=False)
     if options.tls:
         lines += rest_server(options.tls.rest_port, ssl=True) + grpc_server(options.tls.grpc_port, ssl=True)

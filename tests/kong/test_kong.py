@@ -52,6 +52,15 @@ RATE_LIMIT_FIELDS = {
     "sync_rate",
     "redis",
 }
+# kong/plugins/prometheus/schema.lua (3.9): every flag a boolean, false by default.
+PROMETHEUS_FIELDS = {
+    "per_consumer",
+    "status_code_metrics",
+    "ai_metrics",
+    "latency_metrics",
+    "bandwidth_metrics",
+    "upstream_health_metrics",
+}
 CORS_FIELDS = {
     "origins",
     "methods",
@@ -225,8 +234,12 @@ def test_rendered_config_follows_kongs_schema(program, stack):
         assert set(rl) <= RATE_LIMIT_FIELDS and rl["policy"] in {"local", "redis"}
         assert any(isinstance(rl.get(p), int) and rl[p] > 0 for p in ("second", "minute", "hour", "day"))
         assert rl["limit_by"] in {"consumer", "credential", "ip", "service", "header", "path"}
-    (cors,) = config["plugins"]
+    cors, prometheus = config["plugins"]
     assert cors["name"] == "cors" and set(cors["config"]) <= CORS_FIELDS
+    # The alert rules read the status codes and the latency histogram, both off by default.
+    assert prometheus["name"] == "prometheus" and set(prometheus["config"]) <= PROMETHEUS_FIELDS
+    assert prometheus["config"]["status_code_metrics"] is True
+    assert prometheus["config"]["latency_metrics"] is True
     assert all(m in METHODS for m in cors["config"]["methods"])
     assert isinstance(cors["config"]["credentials"], bool) and isinstance(cors["config"]["max_age"], int)
     if stack == "prod":

@@ -5,49 +5,16 @@ one behind a bearer token read from a file, as Qdrant's API key is."""
 from __future__ import annotations
 
 import subprocess
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 
 from components.monitoring.scrape import ScrapeJob, ScrapeTarget, render_prometheus_yml
 from tests.support.nginx import free_port, wait_for_port
-from tests.support.prometheus import PROMETHEUS, promtool
+from tests.support.prometheus import PROMETHEUS, MetricsServer, promtool
 
 TOKEN = "qdrant-api-key-1234"
-
-
-class MetricsServer:
-    """`/metrics` in the text format; with `token`, only for `Authorization: Bearer <token>`."""
-
-    def __init__(self, body: str, token: str | None = None) -> None:
-        expected = f"Bearer {token}" if token else None
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                if expected and self.headers.get("Authorization") != expected:
-                    self.send_response(401)
-                    self.end_headers()
-                    return
-                data = body.encode()
-                self.send_response(200 if self.path == "/metrics" else 404)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

@@ -197,6 +197,8 @@ def test_storage_secrets_are_swarm_secrets_never_environment(program, stack):
         assert minio_env == {
             "MINIO_ROOT_USER": "neon",
             "MINIO_ROOT_PASSWORD_FILE": "/run/secrets/minio-root-password",
+            # Its metrics need no token: Prometheus holds no S3 credentials.
+            "MINIO_PROMETHEUS_AUTH_TYPE": "public",
         }
     controller = run.service(f"rag-infra-{stack}-storage-controller")
     url, secret = run.service_files(controller)["/run/secrets/storage-controller-database-url"]

@@ -20,6 +20,7 @@ from tests.harness import ROOT, SECRET_SIG, ProgramRun, run_program
 SECRET = {SECRET_SIG: "1b47061264138c4ac30d75fd1eb44270"}
 KONG = "kong-kong-service"
 KONG_YML = "kong-kong-secret-0"
+PROMETHEUS_YML = "monitoring-prometheus-config-0"
 """The Swarm secret holding the rendered kong.yml."""
 COMPUTE_CONFIG = "neon-compute-main-postgres-secret-0"
 """The Swarm secret holding the main compute's config.json."""
@@ -134,6 +135,12 @@ def _without_last_safekeeper(text: str) -> str:
     config = json.loads(text)
     config["spec"]["safekeeper_connstrings"] = config["spec"]["safekeeper_connstrings"][:2]
     return json.dumps(config)
+
+
+def _without_the_lb_job(text: str) -> str:
+    config = yaml.safe_load(text)
+    config["scrape_configs"] = [j for j in config["scrape_configs"] if j["job_name"] != "qdrant-lb"]
+    return yaml.safe_dump(config)
 
 
 def edit_service(name: str, edit: Callable[[dict], None]) -> Callable[[ProgramRun], None]:
@@ -368,6 +375,13 @@ CASES = [
         "tlsCertificate and tlsPrivateKey, or a generated one)",
     ),
     (
+        "stack-services-scraped",
+        edit_config(PROMETHEUS_YML, _without_the_lb_job),
+        "qdrant-lb-service",
+        "qdrant-lb rag-infra-prod-qdrant-lb (qdrant-lb) is no scrape target of Prometheus: give its tier "
+        "a scrape job (components/scrape_targets.py)",
+    ),
+    (
         "stack-hosts-for-a-quorum",
         _one_docker_host,
         "stack",
@@ -574,3 +588,18 @@ def test_the_pack_assembles_and_serves(tmp_path):
     finally:
         process.kill()
         process.wait()
+
+
+def test_a_stack_without_monitoring_is_reported_once():
+    run = run_program(
+        "prod", {"features": {"neon": True, "qdrantCluster": True, "kongGateway": True, "monitoring": False}}
+    )
+    found = [v for v in evaluate(run, "prod", "prod") if v.rule == "stack-services-scraped"]
+    assert [(v.level, v.resource) for v in found] == [("mandatory", "stack")]
+    assert found[0].message.endswith(
+        "service(s) run and no Prometheus scrapes them; set features.monitoring: true"
+    )
+    # Dev may go without it, with a warning.
+    assert {v.level for v in evaluate(run, "prod", "dev") if v.rule == "stack-services-scraped"} == {
+        "advisory"
+    }

@@ -17,6 +17,7 @@ from tests.harness import run_program, unwrap_secrets
 from tests.support.backends import Backend
 from tests.support.certificates import self_signed
 from tests.support.nginx import free_port, nginx_version
+from tests.support.prometheus import promtool
 
 MAX_FAILS = 2
 
@@ -37,6 +38,7 @@ def local_options(tmp_path, rest_port: int, grpc_port: int) -> LbOptions:
         pid_path=str(tmp_path / "nginx.pid"),
         error_log=f"{tmp_path / 'error.log'} warn",
         temp_dir=str(tmp_path / "tmp"),
+        metrics_port=free_port(),
     )
 
 
@@ -94,6 +96,24 @@ def test_with_tls_the_lb_serves_its_published_ports_over_tls_and_keeps_plaintext
     raw = socket.create_connection(("127.0.0.1", tls_grpc), timeout=5)
     with context.wrap_socket(raw, server_hostname="localhost") as tls:
         assert tls.selected_alpn_protocol() == "h2"
+
+
+def test_each_lb_task_serves_its_connection_gauges_to_prometheus(nginx, tmp_path, backends):
+    """The metrics listener answers in Prometheus's text format (promtool reads it) with this
+    nginx's own numbers: the scrape's connection is among the active ones."""
+    options = local_options(tmp_path, free_port(), free_port())
+    upstreams = [Upstream("127.0.0.1", b.port, free_port()) for b in backends]
+    server = nginx(render_qdrant_lb_conf(upstreams, options))
+    server.start(options.metrics_port)
+    answer = requests.get(f"http://127.0.0.1:{options.metrics_port}/metrics", timeout=5)
+    assert answer.status_code == 200 and answer.headers["Content-Type"].startswith("text/plain")
+    checked = promtool("check", "metrics", stdin=answer.text)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    values = dict(line.split() for line in answer.text.splitlines() if not line.startswith("#"))
+    assert set(values) == {f"nginx_connections_{k}" for k in ("active", "reading", "writing", "waiting")}
+    assert int(values["nginx_connections_active"]) >= 1 and int(values["nginx_connections_writing"]) >= 1
+    # The metrics port is not a Qdrant port: nothing else is answered there.
+    assert requests.get(f"http://127.0.0.1:{options.metrics_port}/collections", timeout=5).status_code == 404
 
 
 def test_requests_keep_succeeding_when_a_node_dies(nginx, tmp_path, backends):

@@ -13,6 +13,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
+class PlainText(str):
+    """An answer sent as Prometheus's text format instead of JSON (a `/metrics` endpoint)."""
+
+    content_type = "text/plain; version=0.0.4; charset=utf-8"
+
+
 class FakeJsonServer:
     """Subclasses implement `handle(method, path, body, headers) -> (status, json body)`."""
 
@@ -60,9 +66,10 @@ class FakeJsonServer:
                 with fake.lock:
                     fake.requests.append((self.command, self.path, body))
                 status, answer = fake.handle(self.command, self.path, body, self.headers)
-                data = json.dumps(answer).encode()
+                text = isinstance(answer, PlainText)
+                data = answer.encode() if text else json.dumps(answer).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", PlainText.content_type if text else "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

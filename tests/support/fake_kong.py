@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import yaml
 
+from tests.support.fake_metrics import kong_exposition
 from tests.support.kong_jwt import kong_jwt_verdict
 
 
@@ -30,6 +32,8 @@ class FakeKong:
         self.broken = broken
         self.upstream_status = 200
         """What the application behind each route answers (503: not deployed, Kong's own page)."""
+        self.counts: Counter[tuple[str, int]] = Counter()
+        """(route, status) -> requests answered, what the prometheus plugin counts."""
         self.server = ThreadingHTTPServer(self.bind, self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -52,6 +56,12 @@ class FakeKong:
                     return route
         return None
 
+    def metrics(self, counts: Counter[tuple[str, int]] | None = None) -> str:
+        """The status listener's /metrics, as the prometheus plugin of the config serves it
+        (`counts`: the node's, when it has several proxy listeners; else this one's)."""
+        plugin = next((p for p in self.config.get("plugins") or [] if p["name"] == "prometheus"), None)
+        return kong_exposition(plugin, dict(self.counts if counts is None else counts))
+
     def origin_allowed(self, origin: str) -> bool:
         if self.broken == "cors-wildcard":
             return True
@@ -65,7 +75,11 @@ class FakeKong:
             def log_message(self, *args) -> None:
                 pass
 
+            route_name: str | None = None
+
             def _send(self, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
+                if self.route_name:
+                    kong.counts[(self.route_name, status)] += 1
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 for key, value in (headers or {}).items():
@@ -79,6 +93,7 @@ class FakeKong:
                 route = kong.route(self.path)
                 if route is None:
                     return self._send(404, {"message": "no Route matched with those values"})
+                self.route_name = route["name"]
                 origin = self.headers.get("Origin")
                 cors = (
                     {"Access-Control-Allow-Origin": origin} if origin and kong.origin_allowed(origin) else {}

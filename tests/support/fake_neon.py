@@ -32,7 +32,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.support.fake_http import FakeJsonServer
+from tests.support.fake_http import FakeJsonServer, PlainText
+from tests.support.fake_metrics import EXPOSITIONS
 
 NODE = "1 (pageserver)"
 REASONS = {406: "Not Acceptable", 409: "Conflict", 412: "Precondition Failed", 429: "Too Many Requests",
@@ -108,6 +109,9 @@ class FakeStorageController(FakeJsonServer):
     def handle(self, method: str, path: str, body: Any, headers: Any) -> tuple[int, Any]:
         url = urlsplit(path)
         parts = [p for p in url.path.split("/") if p]
+        if method == "GET" and parts == ["metrics"]:
+            # Open without a token, and served before the controller is ready (http.rs).
+            return 200, PlainText(EXPOSITIONS["neon-storage-controller"])
         with self.state:
             if self.unavailable > 0:
                 self.unavailable -= 1
@@ -267,6 +271,8 @@ class FakeSafekeeper(FakeJsonServer):
         parts = [p for p in urlsplit(path).path.split("/") if p]
         if method == "GET" and parts == ["v1", "status"]:
             return 200, {"id": self.node_id}
+        if method == "GET" and parts == ["metrics"]:
+            return 200, PlainText(EXPOSITIONS["neon-safekeeper"])
         timeline = len(parts) == 5 and parts[:2] == ["v1", "tenant"] and parts[3] == "timeline"
         if method == "GET" and timeline:
             key = (parts[2], parts[4])

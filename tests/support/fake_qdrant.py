@@ -29,7 +29,8 @@ import threading
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.support.fake_http import FakeJsonServer
+from tests.support.fake_http import FakeJsonServer, PlainText
+from tests.support.fake_metrics import qdrant_exposition
 
 PEER_IDS = [11111, 22222, 33333]
 DISTANCES = ("Cosine", "Euclid", "Dot", "Manhattan")
@@ -135,10 +136,15 @@ class FakeQdrantCluster(FakeJsonServer):
         return status, {"status": {"error": message}, "time": 0.0001}
 
     def handle(self, method: str, path: str, body: Any, headers: Any) -> tuple[int, dict]:
-        if headers.get("api-key") != self.api_key:
+        # src/actix/auth.rs: the key in `api-key` or as `Authorization: Bearer <key>`.
+        bearer = (headers.get("Authorization") or "").removeprefix("Bearer ")
+        if self.api_key not in (headers.get("api-key"), bearer):
             return self.error(401, "Must provide an API key or an Authorization bearer token")
         parts = [p for p in urlsplit(path).path.split("/") if p]
         with self.state:
+            if parts == ["metrics"] and method == "GET":
+                live = len([p for p in self._peers() if p not in self.dead_peers])
+                return 200, PlainText(qdrant_exposition(live, {n: len(p) for n, p in self.points.items()}))
             if parts == ["cluster"] and method == "GET":
                 return self.ok(self.cluster())
             if parts == ["collections"] and method == "GET":

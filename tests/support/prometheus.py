@@ -4,7 +4,10 @@ unpacked into /opt/prometheus-3.5 (or RAG_INFRA_PROMETHEUS) by `.ci/sid-binary.s
 from __future__ import annotations
 
 import os
+import re
 import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 PROMETHEUS_HOME = Path(os.environ.get("RAG_INFRA_PROMETHEUS", "/opt/prometheus-3.5"))
@@ -12,7 +15,73 @@ PROMTOOL = PROMETHEUS_HOME / "root" / "usr" / "bin" / "promtool"
 PROMETHEUS = PROMETHEUS_HOME / "root" / "usr" / "bin" / "prometheus"
 
 
-def promtool(*args: str) -> subprocess.CompletedProcess:
+def promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """Run promtool (`stdin`: what it reads, for `check metrics`)."""
     if not PROMTOOL.exists():
         raise RuntimeError(f"no promtool at {PROMTOOL}: .ci/run installs it with .ci/sid-binary.sh")
-    return subprocess.run([str(PROMTOOL), *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([str(PROMTOOL), *args], input=stdin, capture_output=True, text=True, timeout=120)
+
+
+class MetricsServer:
+    """`body` at `path` in the text format; with `token`, only for `Authorization: Bearer <token>`."""
+
+    def __init__(self, body: str, token: str | None = None, path: str = "/metrics") -> None:
+        expected = f"Bearer {token}" if token else None
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                if expected and self.headers.get("Authorization") != expected:
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                data = body.encode()
+                self.send_response(200 if self.path == path else 404)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# PromQL words that are not metric names: operators, modifiers and aggregation clauses.
+_KEYWORDS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "and",
+    "or",
+    "unless",
+    "offset",
+}
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression reads (label matchers, grouping labels, strings,
+    durations and functions left out)."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # string literals
+    text = re.sub(r"\{[^}]*\}", "", text)  # label matchers
+    text = re.sub(r"\[[^\]]*\]", "", text)  # range selectors
+    text = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", text)
+    names = set()
+    for match in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", text):
+        word, rest = match[0], text[match.end() :].lstrip()
+        if rest.startswith("(") or word in _KEYWORDS or re.fullmatch(r"\d.*|[eE]\d*|Inf|NaN", word):
+            continue
+        if match.start() > 0 and text[match.start() - 1].isdigit():
+            continue  # a number's exponent or unit (1e3, 5m)
+        names.add(word)
+    return names

@@ -17,9 +17,15 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, "/opt/standin")
-from standin import die, reachable, wait_reachable
+from standin import die, reachable, serve_status, wait_reachable
+
+from tests.support.fake_http import PlainText
+from tests.support.fake_metrics import EXPOSITIONS
 
 PAGESERVER_HTTP_PORT = 9898
+EXTERNAL_HTTP_PORT = 3080
+"""compute_ctl's external HTTP server (`--external-http-port`), /metrics unauthenticated
+(compute_tools/src/http/server.rs): up from the start, before Postgres is."""
 # GUCs stock Postgres knows; the Neon-only ones (neon.*, the walproposer) have no stand-in.
 STOCK_GUCS = {
     "listen_addresses", "port", "max_connections", "shared_buffers", "wal_level",
@@ -49,6 +55,8 @@ def main() -> None:
         isinstance(tenant, str) and len(tenant) == 32 and isinstance(timeline, str) and len(timeline) == 32
     ):
         die(f"invalid tenant/timeline id in spec: {tenant!r}/{timeline!r}")
+    metrics = (200, EXPOSITIONS["neon-compute"].encode(), PlainText.content_type)
+    serve_status("", EXTERNAL_HTTP_PORT, {"/metrics": metrics})
 
     # basebackup from the pageserver: it must hold the timeline.
     pageserver = connstring(spec["pageserver_connstring"])

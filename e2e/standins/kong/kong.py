@@ -18,6 +18,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, "/opt/standin")
@@ -106,6 +107,7 @@ def start() -> None:
     if not isinstance(config, dict) or "_format_version" not in config:
         die("declarative config: expected an object with _format_version")
 
+    proxies = []
     for where, tls in proxy_listeners():
 
         class Proxy(FakeKong):
@@ -115,9 +117,21 @@ def start() -> None:
         if tls:
             proxy.server.socket = tls_context().wrap_socket(proxy.server.socket, server_side=True)
         proxy.__enter__()
-    for variable in ("KONG_ADMIN_LISTEN", "KONG_STATUS_LISTEN"):
-        if where := listen(variable):
-            serve_status(*where, {"/status": (200, b'{"database": {"reachable": true}}'), "/": (200, b"{}")})
+        proxies.append(proxy)
+
+    def metrics() -> tuple[int, bytes, str]:
+        # One node's counters over all its proxy listeners (one shared dict in the real plugin).
+        counts: Counter[tuple[str, int]] = Counter()
+        for proxy in proxies:
+            counts.update(proxy.counts.copy())
+        return 200, proxies[0].metrics(counts).encode(), "text/plain; version=0.0.4; charset=utf-8"
+
+    status = {"/status": (200, b'{"database": {"reachable": true}}'), "/": (200, b"{}")}
+    if where := listen("KONG_ADMIN_LISTEN"):
+        serve_status(*where, status)
+    if where := listen("KONG_STATUS_LISTEN"):
+        # The prometheus plugin's /metrics is on the status listener (status_api.lua).
+        serve_status(*where, {**status, "/metrics": metrics})
     PIDFILE.parent.mkdir(parents=True, exist_ok=True)
     (PREFIX / ".kong_env").write_text("")  # `kong prepare` writes it; `kong health` needs it
     PIDFILE.write_text(str(os.getpid()))

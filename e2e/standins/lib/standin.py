@@ -72,8 +72,10 @@ def listen_tcp(host: str, port: int) -> None:
     threading.Thread(target=loop, daemon=True).start()
 
 
-def serve_status(host: str, port: int, routes: dict[str, tuple[int, bytes]]) -> ThreadingHTTPServer:
-    """A small HTTP server answering fixed bodies by path (404 otherwise), in a thread."""
+def serve_status(host: str, port: int, routes: dict[str, tuple]) -> ThreadingHTTPServer:
+    """A small HTTP server answering fixed bodies by path (404 otherwise), in a thread: each
+    route (status, body) in JSON, or (status, body, content type), or a function that returns
+    one at each request."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -82,9 +84,10 @@ def serve_status(host: str, port: int, routes: dict[str, tuple[int, bytes]]) -> 
             pass
 
         def do_GET(self) -> None:
-            status, body = routes.get(self.path.split("?")[0], (404, b'{"msg": "not found"}'))
+            answer = routes.get(self.path.split("?")[0], (404, b'{"msg": "not found"}'))
+            status, body, *kind = answer() if callable(answer) else answer
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", kind[0] if kind else "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)

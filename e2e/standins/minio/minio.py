@@ -49,6 +49,11 @@ from pathlib import Path
 sys.path.insert(0, "/opt/standin")
 from standin import die, host_port, s3_authorization
 
+from tests.support.fake_http import PlainText
+from tests.support.fake_metrics import minio_exposition
+
+METRICS_PATH = "/minio/v2/metrics/cluster"
+
 BUCKET = re.compile(r"^/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/?$")
 ELLIPSIS = re.compile(r"\{(\d+)\.\.\.(\d+)\}")
 FORMAT = Path(".minio.sys") / "format.json"
@@ -263,6 +268,17 @@ def main() -> None:
                 return self._send(200, json.dumps({"held": held}).encode())
             return self._send(404)
 
+        def _metrics(self, formed: bool) -> None:
+            # Without a token only in public mode (cmd/metrics-router.go); the health as the
+            # cluster endpoint reports it, from this node's view of the drives.
+            if os.environ.get("MINIO_PROMETHEUS_AUTH_TYPE") != "public":
+                return self._send(403, b"<Error><Code>AccessDenied</Code></Error>")
+            online = node.online_drives()
+            text = minio_exposition(
+                formed and online >= node.write_quorum, node.total - online, f"{host}:{port}"
+            )
+            self._send(200, text.encode(), {"Content-Type": PlainText.content_type})
+
         def _route(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             if length:
@@ -277,6 +293,8 @@ def main() -> None:
                 needed = node.read_quorum if path.endswith("/read") else node.write_quorum
                 healthy = formed and node.online_drives() >= needed
                 return self._send(200 if healthy else 503, headers=offline)
+            if path == METRICS_PATH and self.command == "GET":
+                return self._metrics(formed)
             if not self._signed():
                 return self._send(403, b"<Error><Code>AccessDenied</Code></Error>")
             if path.startswith("/minio/standin/"):

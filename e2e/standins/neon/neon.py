@@ -40,7 +40,8 @@ from pathlib import Path
 sys.path.insert(0, "/opt/standin")
 from standin import die, forever, host_port, listen_tcp, s3_authorization, serve_status, wait_reachable
 
-from tests.support.fake_http import FakeJsonServer
+from tests.support.fake_http import FakeJsonServer, PlainText
+from tests.support.fake_metrics import EXPOSITIONS
 from tests.support.fake_neon import FakeSafekeeper, FakeStorageController
 
 
@@ -88,7 +89,9 @@ def broker(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="storage_broker")
     parser.add_argument("--listen-addr", required=True)
     args = parser.parse_args(argv)
-    serve_status(*host_port(args.listen_addr), {"/status": (200, b"{}")})
+    # The broker answers HTTP/1 /metrics on its gRPC port (storage_broker.rs).
+    metrics = (200, EXPOSITIONS["neon-storage-broker"].encode(), PlainText.content_type)
+    serve_status(*host_port(args.listen_addr), {"/status": (200, b"{}"), "/metrics": metrics})
     forever()
 
 
@@ -171,6 +174,8 @@ def pageserver(argv: list[str]) -> None:
         def handle(self, method, path, body, headers):
             if path == "/v1/status" and method == "GET":
                 return 200, {"id": identity["id"]}
+            if path == "/metrics" and method == "GET":
+                return 200, PlainText(EXPOSITIONS["neon-pageserver"])
             parts = [p for p in path.split("?")[0].split("/") if p]
             if (
                 method == "GET"
