@@ -3,6 +3,7 @@ service mounts, its files in the real tools (promtool, amtool), and what stays s
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 import pytest
@@ -174,3 +175,27 @@ def test_bad_monitoring_settings_name_their_key():
         parse_settings({"monitoring": {"grafanaPort": 9090}}, stack="dev")
     # Off, its ports are nobody's.
     parse_settings({"features": {"monitoring": False}, "monitoring": {"grafanaPort": 8001}}, stack="dev")
+
+
+def test_each_neon_target_is_the_port_its_service_listens_on(program):
+    """Read from each service's own command line: the broker's --listen-addr, the controller's
+    --listen, each safekeeper's --listen-http (not the +i port of its loopback forward)."""
+    run = program("prod")
+    config = yaml.safe_load(
+        run.service_files(service(run, "prod", "prometheus"))["/etc/prometheus/prometheus.yml"][0]
+    )
+    targets = {
+        job["job_name"]: [t for static in job.get("static_configs", []) for t in static["targets"]]
+        for job in config["scrape_configs"]
+    }
+
+    def listens(alias: str, flag: str) -> str:
+        command = run.workload(f"rag-infra-prod-{alias}").inputs["command"]
+        text = " ".join(command) if isinstance(command, list) else command
+        port = re.search(rf"{flag}=?\s*[\w.]*:(\d+)", text)
+        assert port, f"{alias}: no {flag} in {text}"
+        return f"{alias}:{port[1]}"
+
+    assert targets["neon-safekeeper"] == [listens(f"safekeeper-{i}", "--listen-http") for i in range(3)]
+    assert targets["neon-storage-controller"] == [listens("storage-controller", "--listen")]
+    assert targets["neon-storage-broker"] == [listens("storage-broker", "--listen-addr")]
