@@ -19,7 +19,7 @@ None of the three publishes a port: OperatorAccess forwards them to the first ho
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pulumi
 
@@ -35,7 +35,7 @@ from components.monitoring.settings import MonitoringSettings
 from components.platform.hosts import DockerHosts
 from components.platform.operator_access import LOOPBACK, Forward
 from components.platform.secrets import secret_or_generated
-from components.platform.service import HealthCheck, Mount, ServiceFile, ServiceSpec
+from components.platform.service import HealthCheck, Mount, ServiceFile, ServiceSpec, SwarmService
 
 PROMETHEUS_ALIAS = "prometheus"
 PROMETHEUS_PORT = 9090
@@ -117,7 +117,6 @@ class Monitoring(pulumi.ComponentResource):
         missing = sorted({job.bearer_file for job in args.jobs if job.bearer_file} - set(args.credentials))
         if missing:
             raise ValueError(f"scrape jobs read credential files nobody provides: {', '.join(missing)}")
-        on_first_host = pulumi.ResourceOptions(parent=self, provider=hosts.providers[0])
 
         prometheus_yml = render_prometheus_yml(
             [*args.jobs, *own_jobs()],
@@ -125,9 +124,9 @@ class Monitoring(pulumi.ComponentResource):
             alertmanagers=[f"{ALERTMANAGER_ALIAS}:{ALERTMANAGER_PORT}"],
             scrape_interval=settings.scrape_interval,
         )
-        data = hosts.volume(f"{name}-prometheus-data", "prometheus-data", "prometheus", on_first_host)
-        self.prometheus = hosts.service(
+        self.prometheus = self._with_data(
             f"{name}-prometheus",
+            args,
             ServiceSpec(
                 alias=PROMETHEUS_ALIAS,
                 component="prometheus",
@@ -143,20 +142,17 @@ class Monitoring(pulumi.ComponentResource):
                     ServiceFile(RULES_PATH, render_alert_rules(args.alert_targets)),
                     *(ServiceFile(path, content, secret=True) for path, content in args.credentials.items()),
                 ],
-                mounts=[Mount(data.name, PROMETHEUS_DATA)],
-                pinned_to=0,
                 memory_mb=settings.memory_mb,
                 health=_ready(PROMETHEUS_PORT, "/-/ready"),
             ),
-            parent=self,
+            PROMETHEUS_DATA,
         )
 
-        silences = hosts.volume(
-            f"{name}-alertmanager-data", "alertmanager-data", "alertmanager", on_first_host
-        )
         webhook = args.webhook_url
-        self.alertmanager = hosts.service(
+        alertmanager_yml = render_alertmanager_yml(WEBHOOK_URL_FILE if webhook else None)
+        self.alertmanager = self._with_data(
             f"{name}-alertmanager",
+            args,
             ServiceSpec(
                 alias=ALERTMANAGER_ALIAS,
                 component="alertmanager",
@@ -168,17 +164,13 @@ class Monitoring(pulumi.ComponentResource):
                     "--cluster.listen-address=",
                 ],
                 files=[
-                    ServiceFile(
-                        ALERTMANAGER_CONFIG, render_alertmanager_yml(WEBHOOK_URL_FILE if webhook else None)
-                    ),
+                    ServiceFile(ALERTMANAGER_CONFIG, alertmanager_yml),
                     *([ServiceFile(WEBHOOK_URL_FILE, webhook, secret=True)] if webhook else []),
                 ],
-                mounts=[Mount(silences.name, ALERTMANAGER_DATA)],
-                pinned_to=0,
                 memory_mb=SMALL_MEMORY_MB,
                 health=_ready(ALERTMANAGER_PORT, "/-/ready"),
             ),
-            parent=self,
+            ALERTMANAGER_DATA,
         )
 
         self.grafana_admin_password = secret_or_generated(f"{name}-grafana-admin-password", None, parent=self)
@@ -226,3 +218,16 @@ class Monitoring(pulumi.ComponentResource):
                 "grafanaAdminPassword": self.grafana_admin_password,
             }
         )
+
+    def _with_data(self, name: str, args: MonitoringArgs, spec: ServiceSpec, data_path: str) -> SwarmService:
+        """`spec` pinned to the first host with a named volume `<alias>-data` at `data_path`
+        (the official images run as nobody and own that path, which a new volume copies)."""
+        hosts = args.hosts
+        volume = hosts.volume(
+            f"{name}-data",
+            f"{spec.alias}-data",
+            spec.component,
+            pulumi.ResourceOptions(parent=self, provider=hosts.providers[0]),
+        )
+        pinned = replace(spec, mounts=[Mount(volume.name, data_path)], pinned_to=0)
+        return hosts.service(name, pinned, parent=self)

@@ -6,7 +6,6 @@ or rule watches a name that no target exports."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -21,8 +20,7 @@ from components.monitoring.scrape import ScrapeTarget, render_prometheus_yml
 from components.scrape_targets import stack_alert_targets, stack_scrape_jobs
 from components.settings import parse_settings
 from tests.support.fake_metrics import EXPOSITIONS
-from tests.support.nginx import free_port, wait_for_port
-from tests.support.prometheus import PROMETHEUS, MetricsServer, metric_names
+from tests.support.prometheus import MetricsServer, active_targets, metric_names, running_prometheus
 
 TOKEN = "qdrant-api-key-for-prometheus"
 PROD = parse_settings(
@@ -44,19 +42,6 @@ class Scraped:
 
     def query(self, expr: str) -> dict:
         return requests.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10).json()
-
-
-def _wait_all_up(url: str, expected: int, timeout: float = 60.0) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    active: list[dict] = []
-    while time.monotonic() < deadline:
-        answer = requests.get(f"{url}/api/v1/targets", timeout=5)
-        if answer.status_code == 200:
-            active = answer.json()["data"]["activeTargets"]
-            if len(active) == expected and all(t["health"] == "up" for t in active):
-                return active
-        time.sleep(0.5)
-    raise AssertionError(f"not every target is up: {json.dumps(active, indent=1)[:3000]}")
 
 
 @pytest.fixture(scope="module")
@@ -88,21 +73,17 @@ def scraped(tmp_path_factory):
         )
     config = work / "prometheus.yml"
     config.write_text(render_prometheus_yml(jobs, "prod", rule_files=[], scrape_interval="1s"))
-    port = free_port()
-    process = subprocess.Popen(
-        [str(PROMETHEUS), f"--config.file={config}", f"--storage.tsdb.path={work / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+
+    def all_up(active: list[dict]) -> bool:
+        return len(active) == len(servers) and all(t["health"] == "up" for t in active)
+
     try:
-        wait_for_port(port, timeout=30)
-        url = f"http://127.0.0.1:{port}"
-        _wait_all_up(url, expected=len(servers))
-        time.sleep(2.5)  # a few scrapes, so rates over the samples have two points
-        yield Scraped(url)
+        with running_prometheus(config, work / "data") as url:
+            active = active_targets(url, all_up, timeout=60)
+            assert all_up(active), f"not every target is up: {json.dumps(active, indent=1)[:3000]}"
+            time.sleep(2.5)  # a few scrapes, so rates over the samples have two points
+            yield Scraped(url)
     finally:
-        process.terminate()
-        process.wait(timeout=30)
         for server in servers:
             server.close()
 

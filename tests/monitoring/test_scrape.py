@@ -4,15 +4,10 @@ one behind a bearer token read from a file, as Qdrant's API key is."""
 
 from __future__ import annotations
 
-import subprocess
-import time
-
 import pytest
-import requests
 
 from components.monitoring.scrape import ScrapeJob, ScrapeTarget, render_prometheus_yml
-from tests.support.nginx import free_port, wait_for_port
-from tests.support.prometheus import PROMETHEUS, MetricsServer, promtool
+from tests.support.prometheus import MetricsServer, active_targets, promtool, running_prometheus
 
 TOKEN = "qdrant-api-key-1234"
 
@@ -62,21 +57,6 @@ def test_the_rendered_config_passes_promtool(tmp_path):
     assert promtool("check", "config", str(broken)).returncode != 0
 
 
-def _targets(port: int, timeout: float = 30.0) -> list[dict]:
-    """The active targets once each has been scraped (health up or down, not unknown). Before
-    it is ready, Prometheus answers its API with a plain-text 503."""
-    deadline = time.monotonic() + timeout
-    active: list[dict] = []
-    while time.monotonic() < deadline:
-        answer = requests.get(f"http://127.0.0.1:{port}/api/v1/targets", timeout=5)
-        if answer.status_code == 200:
-            active = answer.json()["data"]["activeTargets"]
-            if active and all(t["health"] != "unknown" for t in active):
-                break
-        time.sleep(0.5)
-    return active
-
-
 def test_prometheus_scrapes_every_target_with_its_credentials_from_a_file(tmp_path, endpoints):
     """One Prometheus, two Qdrant jobs on the same endpoint: the token file with the key (and the
     newline a secret file may end in) is up, the one with another key is down with 401."""
@@ -87,18 +67,12 @@ def test_prometheus_scrapes_every_target_with_its_credentials_from_a_file(tmp_pa
     wrong = ScrapeJob("qdrant-wrong-key", "qdrant", live[0].targets, bearer_file=str(tmp_path / "wrong"))
     config = tmp_path / "prometheus.yml"
     config.write_text(render_prometheus_yml([*live, wrong], "dev", rule_files=[], scrape_interval="1s"))
-    port = free_port()
-    process = subprocess.Popen(
-        [str(PROMETHEUS), f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        wait_for_port(port, timeout=30)
-        health = {(t["labels"]["job"], t["labels"]["tier"], t["labels"]["member"]): t for t in _targets(port)}
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with running_prometheus(config, tmp_path / "data") as url:
+        # Each scraped once: up or down, no longer unknown.
+        scraped = active_targets(
+            url, lambda active: bool(active) and all(t["health"] != "unknown" for t in active)
+        )
+    health = {(t["labels"]["job"], t["labels"]["tier"], t["labels"]["member"]): t for t in scraped}
     right, refused = ("qdrant", "qdrant", "qdrant-0"), ("qdrant-wrong-key", "qdrant", "qdrant-0")
     pageserver = ("neon-pageserver", "neon", "pageserver")
     assert set(health) == {right, refused, pageserver}

@@ -7,8 +7,13 @@ import os
 import re
 import subprocess
 import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+import requests
 
 PROMETHEUS_HOME = Path(os.environ.get("RAG_INFRA_PROMETHEUS", "/opt/prometheus-3.5"))
 PROMTOOL = PROMETHEUS_HOME / "root" / "usr" / "bin" / "promtool"
@@ -85,3 +90,37 @@ def metric_names(expr: str) -> set[str]:
             continue  # a number's exponent or unit (1e3, 5m)
         names.add(word)
     return names
+
+
+@contextmanager
+def running_prometheus(config: Path, data: Path) -> Iterator[str]:
+    """A real Prometheus on a free loopback port with `config`, until the block ends; its URL."""
+    from tests.support.nginx import free_port, wait_for_port
+
+    port = free_port()
+    process = subprocess.Popen(
+        [str(PROMETHEUS), f"--config.file={config}", f"--storage.tsdb.path={data}",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for_port(port, timeout=30)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def active_targets(url: str, done: Callable[[list[dict]], bool], timeout: float = 30.0) -> list[dict]:
+    """The active targets once `done(targets)` holds, or as they are at `timeout`. Before it is
+    ready, Prometheus answers its API with a plain-text 503."""
+    deadline = time.monotonic() + timeout
+    active: list[dict] = []
+    while time.monotonic() < deadline:
+        answer = requests.get(f"{url}/api/v1/targets", timeout=5)
+        if answer.status_code == 200:
+            active = answer.json()["data"]["activeTargets"]
+            if done(active):
+                break
+        time.sleep(0.5)
+    return active

@@ -324,9 +324,9 @@ def proxy_rest(leader_host: str) -> None:
         def log_message(self, *a) -> None:
             pass
 
-        def _send(self, status: int, body: bytes) -> None:
+        def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -337,11 +337,14 @@ def proxy_rest(leader_host: str) -> None:
             if self.path in ("/readyz", "/healthz", "/livez"):
                 return self._send(200, json.dumps({"title": "qdrant", "version": VERSION}).encode())
             connection = http.client.HTTPConnection(leader_host, REST_PORT, timeout=30)
-            headers = {k: v for k, v in self.headers.items() if k.lower() in ("api-key", "content-type")}
+            # The key comes as `api-key` or as a bearer token (Prometheus sends the latter).
+            forwarded = ("api-key", "authorization", "content-type")
+            headers = {k: v for k, v in self.headers.items() if k.lower() in forwarded}
             try:
                 connection.request(self.command, self.path, body=body, headers=headers)
                 answer = connection.getresponse()
-                self._send(answer.status, answer.read())
+                kind = answer.getheader("Content-Type") or "application/json"
+                self._send(answer.status, answer.read(), kind)
             except OSError:
                 self._send(503, b'{"status": {"error": "Service unavailable"}, "time": 0.0}')
             finally:
