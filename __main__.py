@@ -8,12 +8,14 @@ import pulumi
 from components.kong.gateway import KongGateway, KongGatewayArgs
 from components.monitoring.monitoring import Monitoring, MonitoringArgs
 from components.neon.database import NeonDatabase, NeonDatabaseArgs
+from components.neon.object_storage import MINIO_USER
 from components.operator_forwards import stack_operator_forwards
 from components.platform.app_env import app_env
 from components.platform.hosts import DockerHosts, DockerHostsArgs
 from components.platform.operator_access import OperatorAccess, OperatorAccessArgs
 from components.platform.settings import DEFAULT_NGINX_IMAGE
 from components.platform.tls import stack_certificate
+from components.qdrant.backups import QdrantBackups, QdrantBackupsArgs
 from components.qdrant.cluster import QdrantCluster, QdrantClusterArgs
 from components.scrape_targets import scrape_credentials, stack_alert_targets, stack_scrape_jobs
 from components.settings import load_settings
@@ -92,6 +94,27 @@ kong = (
     if settings.features.kong_gateway
     else None
 )
+
+# Snapshots of every collection into the Neon tier's object storage (the stack's only store).
+qdrant_backups = None
+if qdrant and settings.qdrant.backups.enabled:
+    if neon:
+        qdrant_backups = QdrantBackups(
+            "qdrant-backups",
+            QdrantBackupsArgs(
+                settings=settings.qdrant.backups,
+                hosts=hosts,
+                nodes=qdrant.node_urls,
+                collections=[c.name for c in settings.qdrant.collections],
+                api_key=qdrant.api_key,
+                store_url=neon.storage.object_storage_url,
+                store_user=MINIO_USER,
+                store_password=neon.storage.minio_password,
+            ),
+            pulumi.ResourceOptions(depends_on=[*qdrant.collections, neon.storage]),
+        )
+    else:
+        pulumi.log.warn("qdrant.backups: no object storage without the Neon tier (features.neon: false)")
 
 # Scrapes every service the tiers above run; alerts on the plan's criteria and the quorums.
 monitoring = (

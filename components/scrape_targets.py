@@ -9,6 +9,7 @@ from components.kong.gateway import scrape_jobs as kong_jobs
 from components.monitoring.rules import AlertTargets
 from components.monitoring.scrape import ScrapeJob
 from components.neon.database import scrape_jobs as neon_jobs
+from components.qdrant import backups
 from components.qdrant.cluster import scrape_jobs as qdrant_jobs
 from components.settings import StackSettings
 
@@ -23,6 +24,7 @@ def stack_scrape_jobs(settings: StackSettings) -> list[ScrapeJob]:
         *(neon_jobs(settings.neon) if features.neon else []),
         *(qdrant_jobs(settings.qdrant, QDRANT_API_KEY_FILE) if features.qdrant_cluster else []),
         *(kong_jobs() if features.kong_gateway else []),
+        *(backups.scrape_jobs() if backups.deployed(settings) else []),
     ]
 
 
@@ -37,6 +39,7 @@ def stack_alert_targets(settings: StackSettings) -> AlertTargets:
     return AlertTargets(
         qdrant_nodes=settings.qdrant.nodes if settings.features.qdrant_cluster else 0,
         safekeepers=settings.neon.safekeepers if settings.features.neon else 0,
+        backup_every_s=settings.qdrant.backups.every_hours * 3600 if backups.deployed(settings) else 0,
         p95_ms=load.p95_ms,
         max_error_rate=load.max_error_rate,
     )

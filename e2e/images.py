@@ -52,6 +52,7 @@ STAND_INS: dict[str, str] = {
     "prom/prometheus": "prometheus",
     "prom/alertmanager": "alertmanager",
     "grafana/grafana": "grafana",
+    "python": "python",
 }
 """Every image the program can run, and what stands in for it: the real nginx, PostgreSQL,
 Prometheus and Alertmanager (Debian sid's); Python servers speaking the fakes' APIs for the

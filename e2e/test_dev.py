@@ -24,6 +24,7 @@ from e2e.checks import (
     reachable_from_elsewhere,
 )
 from e2e.stack import Deployment, Engine, deploy
+from policies.program import stack_config
 from tests.support.nginx import free_port
 from tests.support.rag_data import load_legacy
 
@@ -68,6 +69,8 @@ def dev(engine: Engine, legacy_source: str) -> Iterator[Deployment]:
             "verify": {"enabled": False},  # the checks are run against it by the tests below
             "migration": {"postgres": {"enabled": True}},
             "monitoring": {"scrapeInterval": "2s"},  # the test waits for a few scrapes
+            # The Qdrant stand-in has no snapshot API yet: the backup service is tested by unit tests.
+            "qdrant": {**stack_config("dev")[0]["rag-infra:qdrant"], "backups": {"enabled": False}},
         },
         secrets={"timescaleUrl": legacy_source},
     )

@@ -94,7 +94,10 @@ BAD = [
         },
         "rag-infra:migration.qdrant.enabled needs the Qdrant cluster",
     ),
-    ({"qdrant": {"nodez": 3}}, "rag-infra:qdrant has unknown key(s) nodez; allowed: collections, image,"),
+    (
+        {"qdrant": {"nodez": 3}},
+        "rag-infra:qdrant has unknown key(s) nodez; allowed: backups, collections, image,",
+    ),
     (
         {"qdrant": {"image": "qdrant/qdrant"}},
         "rag-infra:qdrant.image must be an image pinned by a release tag",
@@ -256,7 +259,8 @@ def test_the_schema_knows_every_nested_key_and_its_bounds():
     qdrant = schema["$defs"]["QdrantSettings"]
     assert qdrant["additionalProperties"] is False
     assert set(qdrant["properties"]) == {
-        "nodes", "image", "lbImage", "lbPort", "lbGrpcPort", "lbReplicas", "memoryMb", "collections"
+        "nodes", "image", "lbImage", "lbPort", "lbGrpcPort", "lbReplicas", "memoryMb", "collections",
+        "backups",
     }  # fmt: skip
     assert qdrant["properties"]["lbPort"]["maximum"] == 65535
     assert schema["properties"]["environment"]["enum"] == ["dev", "prod"]
@@ -274,6 +278,11 @@ BOUNDARIES = [
     ({"qdrant": {"nodes": 4}}, False),
     ({"qdrant": {"lbReplicas": 1}}, True),
     ({"qdrant": {"lbReplicas": 0}}, False),
+    ({"qdrant": {"backups": {"everyHours": 1, "keep": 1}}}, True),
+    ({"qdrant": {"backups": {"everyHours": 0}}}, False),
+    ({"qdrant": {"backups": {"keep": 0}}}, False),
+    ({"qdrant": {"backups": {"everyHours": 168, "keep": 365}}}, True),
+    ({"qdrant": {"backups": {"everyHours": 169}}}, False),
     ({"neon": {"poolerReplicas": 1}}, True),
     ({"neon": {"poolerReplicas": 0}}, False),
     ({"qdrant": {"lbPort": 65535}}, True),

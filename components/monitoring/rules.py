@@ -36,6 +36,8 @@ class AlertTargets:
 
     qdrant_nodes: int = 0
     safekeepers: int = 0
+    backup_every_s: int = 0
+    """The Qdrant backups' interval (0: no backups deployed)."""
     p95_ms: float = 10.0
     max_error_rate: float = 0.001
 
@@ -163,6 +165,28 @@ def alert_rules(targets: AlertTargets) -> list[dict]:
                 "Qdrant's consensus has had operations pending for 5 minutes",
                 "A Raft majority is missing: check that at least 2 of 3 nodes are up and see each "
                 "node's `/cluster` (`consensus_thread_status`).",
+            ),
+        ]
+    if targets.backup_every_s:
+        rules += [
+            _rule(
+                "QdrantBackupFailing",
+                "increase(qdrant_backup_failures_total[1h]) > 0",
+                "0m",
+                "warning",
+                "A Qdrant backup round failed in the last hour",
+                "`docker service logs rag-infra-<stack>-qdrant-backup` says which node, collection or "
+                "object; the next round tries again.",
+            ),
+            _rule(
+                "QdrantBackupStale",
+                f"time() - qdrant_backup_last_success_timestamp_seconds > {2 * targets.backup_every_s} "
+                "and qdrant_backup_last_success_timestamp_seconds > 0",
+                "10m",
+                "critical",
+                "The last complete Qdrant backup is older than two backup intervals",
+                "Check QdrantBackupFailing and the backup service's log; `python -m "
+                "components.qdrant.restore --list` shows the backups there are.",
             ),
         ]
     return rules

@@ -23,6 +23,8 @@ from components.neon.config import (
     BROKER_PORT,
     CONTROLLER_ALIAS,
     CONTROLLER_PORT,
+    MINIO_ALIAS,
+    MINIO_PORT,
     NOTIFY_ALIAS,
     NOTIFY_PORT,
     PAGESERVER_ALIAS,
@@ -127,6 +129,10 @@ class NeonStorage(pulumi.ComponentResource):
         local = hosts.reachable_host(0) == "localhost"
         operator_host = "localhost" if local else LOOPBACK
         minio_password = secret_or_generated(f"{name}-minio-password", None, parent=self)
+        self.minio_password = minio_password
+        """The object storage's root password (the Qdrant backups write with it too)."""
+        self.object_storage_url = f"http://{MINIO_ALIAS}:{MINIO_PORT}"
+        """Its S3 endpoint on the stack network (every node, by the shared name)."""
         s3_credentials = ServiceFile(
             S3_CREDENTIALS_FILE,
             minio_password.apply(lambda p: render_aws_credentials(MINIO_USER, p)),

@@ -155,6 +155,8 @@ class QdrantCluster(pulumi.ComponentResource):
         )
         ca_certificate = tls.certificate if tls else None
         self.internal_url = pulumi.Output.from_input(f"http://{LB_ALIAS}:{REST_PORT}")
+        self.node_urls = [f"http://{node_alias(i)}:{REST_PORT}" for i in range(settings.nodes)]
+        """Each node's own REST API on the stack network (snapshots are per node)."""
 
         api_key_file = self.api_key.apply(lambda key: yaml.safe_dump({"service": {"api_key": key}}))
         image = hosts.image_ref(f"{name}-image", settings.image, self)

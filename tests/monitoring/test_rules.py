@@ -12,7 +12,8 @@ import yaml
 from components.monitoring.rules import AlertTargets, alert_rules, render_alert_rules
 from tests.support.prometheus import promtool
 
-TARGETS = AlertTargets(qdrant_nodes=3, safekeepers=3)
+TARGETS = AlertTargets(qdrant_nodes=3, safekeepers=3, backup_every_s=3600)
+BACKUP = {"job": "qdrant-backup", "member": "qdrant-backup"}
 
 
 def annotations(alert: str, **values: str) -> dict[str, str]:
@@ -76,6 +77,10 @@ def gauge(name: str, member: str, values: str) -> dict:
 
 def members(job: str, prefix: str, *values: str) -> list[dict]:
     return [up(job, f"{prefix}-{i}", v) for i, v in enumerate(values)]
+
+
+def backup_series(name: str, values: str) -> dict:
+    return {"series": f'{name}{{job="qdrant-backup",member="qdrant-backup"}}', "values": values}
 
 
 SEARCH = {"route": "rag-search"}
@@ -171,6 +176,24 @@ CASES = {
         [gauge("minio_cluster_drive_offline_total", "minio-0", "2x10")],
         [fires("ObjectStorageDriveOffline", "8m", {}, value="2")],
     ),
+    "a failed backup round warns": (
+        [backup_series("qdrant_backup_failures_total", "0x5 1x10")],
+        [fires("QdrantBackupFailing", "10m", BACKUP)],
+    ),
+    "rounds without a failure are quiet": (
+        [backup_series("qdrant_backup_failures_total", "0x20")],
+        [quiet("QdrantBackupFailing", "10m")],
+    ),
+    # Backups every hour: stale after two. The last one at t=1000 s is 6800 s old at 130 min
+    # (quiet) and over 7200 s from 136.7 min on, for 10 minutes by 150 min (fires).
+    "a backup older than two intervals fires": (
+        [backup_series("qdrant_backup_last_success_timestamp_seconds", "1000x200")],
+        [quiet("QdrantBackupStale", "130m"), fires("QdrantBackupStale", "150m", BACKUP)],
+    ),
+    "no backup yet is not stale (its failures say why)": (
+        [backup_series("qdrant_backup_last_success_timestamp_seconds", "0x200")],
+        [quiet("QdrantBackupStale", "150m")],
+    ),
     "a flapping service fires, a single restart does not": (
         [up("kong", "kong-a", "1 0 1 0 1 0 1 1 1 1"), up("kong", "kong-b", "1 0 1 1 1 1 1 1 1 1")],
         [
@@ -192,7 +215,7 @@ def test_the_rules_pass_promtool_check(tmp_path):
     rules.write_text(render_alert_rules(TARGETS))
     result = promtool("check", "rules", str(rules))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 12 rules found" in result.stdout
+    assert "SUCCESS: 14 rules found" in result.stdout
 
 
 def test_a_broken_rule_fails_promtool_check(tmp_path):

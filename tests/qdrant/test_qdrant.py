@@ -16,7 +16,8 @@ def nodes(run, stack):
         (
             s
             for s in run.services
-            if s.inputs["name"].startswith(f"rag-infra-{stack}-qdrant-") and "lb" not in s.inputs["name"]
+            if s.inputs["name"].startswith(f"rag-infra-{stack}-qdrant-")
+            and {"label": "rag-infra.component", "value": "qdrant"} in s.plain("labels")
         ),
         key=lambda s: s.inputs["name"],
     )

@@ -120,6 +120,11 @@ EXPOSITIONS: dict[str, str] = {
     "neon-storage-broker": gauge("storage_broker_active_publishers", 1),
     "neon-compute": gauge("compute_ctl_up", 1, 'build_tag="release-compute-9073",status="running"'),
     "minio": minio_exposition(True, 0, "minio-0:9000"),
+    "qdrant-backup": (
+        gauge("qdrant_backup_last_success_timestamp_seconds", 1.7642e9)
+        + counter("qdrant_backup_failures_total", 0)
+        + gauge("qdrant_backup_kept", 7)
+    ),
     "prometheus": gauge("prometheus_ready", 1),
     "alertmanager": gauge("alertmanager_cluster_enabled", 0),
     "grafana": gauge("grafana_build_info", 1, 'version="12.1.1"'),
