@@ -42,6 +42,7 @@ PROGRAM_TESTS = ("tests/test_program.py", "tests/neon/test_neon.py", "tests/qdra
 
 SWARM_TESTS = ("tests/platform/test_swarm.py",)
 MONITORING_TESTS = ("tests/monitoring",)
+BACKUP_TESTS = ("tests/qdrant/test_snapshots.py", "tests/qdrant/test_backups.py")
 OBJECT_STORAGE_TESTS = ("tests/neon/test_object_storage.py", "tests/neon/test_neon.py")
 TLS_TESTS = ("tests/platform/test_tls.py", "tests/neon/test_pooler.py", "tests/qdrant/test_lb_nginx.py")
 JOB_TESTS = ("tests/platform/test_jobs.py",)
@@ -723,6 +724,49 @@ MUTANTS = [
         "    if not prometheus:\n        report(",
         "    if not prometheus:\n        return\n        report(",
         POLICY_TESTS,
+    ),
+    # Qdrant backups and restore
+    Mutant(
+        "the restore lets the other replicas win over the snapshot",
+        "components/qdrant/snapshots.py",
+        '"priority": "snapshot", "checksum": entry["sha256"]',
+        '"priority": "replica", "checksum": entry["sha256"]',
+        BACKUP_TESTS,
+    ),
+    Mutant(
+        "the restore trusts the recovery without counting the points",
+        "components/qdrant/snapshots.py",
+        "    if counted != expected:",
+        "    if False:",
+        BACKUP_TESTS,
+    ),
+    Mutant(
+        "the snapshot sent to the node without its checksum",
+        "components/qdrant/snapshots.py",
+        '"priority": "snapshot", "checksum": entry["sha256"]',
+        '"priority": "snapshot"',
+        BACKUP_TESTS,
+    ),
+    Mutant(
+        "retention keeps one backup too many",
+        "components/qdrant/snapshots.py",
+        "for old in complete_backups(s3)[:-keep]:",
+        "for old in complete_backups(s3)[: -keep - 1]:",
+        BACKUP_TESTS,
+    ),
+    Mutant(
+        "the object listing stops at its first page",
+        "components/qdrant/snapshots.py",
+        'if root.findtext(f"{space}IsTruncated") != "true" or token_node is None:',
+        "if True:",
+        BACKUP_TESTS,
+    ),
+    Mutant(
+        "a manifest of another cluster size is applied",
+        "components/qdrant/snapshots.py",
+        'if manifest["nodes"] != len(qdrant.nodes) or len(entries) != len(qdrant.nodes):',
+        "if False:",
+        BACKUP_TESTS,
     ),
     # TLS on the public listeners
     Mutant(
