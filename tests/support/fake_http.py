@@ -66,10 +66,14 @@ class FakeJsonServer:
                 with fake.lock:
                     fake.requests.append((self.command, self.path, body))
                 status, answer = fake.handle(self.command, self.path, body, self.headers)
-                text = isinstance(answer, PlainText)
-                data = answer.encode() if text else json.dumps(answer).encode()
+                if isinstance(answer, bytes):  # a file (a snapshot download)
+                    data, kind = answer, "application/octet-stream"
+                elif isinstance(answer, PlainText):
+                    data, kind = answer.encode(), PlainText.content_type
+                else:
+                    data, kind = json.dumps(answer).encode(), "application/json"
                 self.send_response(status)
-                self.send_header("Content-Type", PlainText.content_type if text else "application/json")
+                self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

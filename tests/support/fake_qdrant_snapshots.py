@@ -28,8 +28,9 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.support.fake_http import FakeJsonServer
 
 PEER_BASE = 1000
 
@@ -44,8 +45,8 @@ class FakeQdrantNodes:
         """per node: collection -> name -> bytes"""
         self.down: set[int] = set()
         self.lock = threading.RLock()
-        self.servers = [ThreadingHTTPServer(("127.0.0.1", 0), self._handler(i)) for i in range(nodes)]
-        self.threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in self.servers]
+        self.nodes = [_Node(self, i) for i in range(nodes)]
+        self.servers = [node.server for node in self.nodes]
         self.clock = datetime.datetime(2026, 11, 27, 3, 0, 0, tzinfo=datetime.UTC)
 
     @property
@@ -53,8 +54,8 @@ class FakeQdrantNodes:
         return [f"http://127.0.0.1:{s.server_address[1]}" for s in self.servers]
 
     def __enter__(self) -> FakeQdrantNodes:
-        for thread in self.threads:
-            thread.start()
+        for node in self.nodes:
+            node.thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -174,35 +175,18 @@ class FakeQdrantNodes:
                 }
         return 404, f"no route {method} {path}"
 
-    def _handler(self, node: int) -> type[BaseHTTPRequestHandler]:
-        fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
+class _Node(FakeJsonServer):
+    """One node's REST server: the cluster's answer in Qdrant's envelope, files as they are."""
 
-            def _route(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length)) if length else None
-                status, answer = fake.handle(node, self.command, self.path, body, self.headers)
-                if isinstance(answer, bytes):
-                    data, kind = answer, "application/octet-stream"
-                elif status // 100 == 2:
-                    data, kind = (
-                        json.dumps({"result": answer, "status": "ok", "time": 0.001}).encode(),
-                        "application/json",
-                    )
-                else:
-                    data, kind = (
-                        json.dumps({"status": {"error": answer}, "time": 0.001}).encode(),
-                        "application/json",
-                    )
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+    def __init__(self, cluster: FakeQdrantNodes, index: int) -> None:
+        super().__init__()
+        self.cluster, self.index = cluster, index
 
-            do_GET = do_POST = do_PUT = do_DELETE = _route  # noqa: N815 (http.server names)
-
-        return Handler
+    def handle(self, method: str, path: str, body: Any, headers: Any) -> tuple[int, Any]:
+        status, answer = self.cluster.handle(self.index, method, path, body, headers)
+        if isinstance(answer, bytes):
+            return status, answer
+        if status // 100 == 2:
+            return status, {"result": answer, "status": "ok", "time": 0.001}
+        return status, {"status": {"error": answer}, "time": 0.001}
