@@ -24,7 +24,6 @@ from e2e.checks import (
     reachable_from_elsewhere,
 )
 from e2e.stack import Deployment, Engine, deploy
-from policies.program import stack_config
 from tests.support.nginx import free_port
 from tests.support.rag_data import load_legacy
 
@@ -69,8 +68,6 @@ def dev(engine: Engine, legacy_source: str) -> Iterator[Deployment]:
             "verify": {"enabled": False},  # the checks are run against it by the tests below
             "migration": {"postgres": {"enabled": True}},
             "monitoring": {"scrapeInterval": "2s"},  # the test waits for a few scrapes
-            # The Qdrant stand-in has no snapshot API yet: the backup service is tested by unit tests.
-            "qdrant": {**stack_config("dev")[0]["rag-infra:qdrant"], "backups": {"enabled": False}},
         },
         secrets={"timescaleUrl": legacy_source},
     )
@@ -224,6 +221,37 @@ def test_the_lb_serves_rest_and_grpc_and_keeps_serving_with_a_node_stopped(dev: 
     assert dev.wait_healthy(90)["rag-infra-dev-qdrant-2"] == "healthy"
     replacement = dev.container("rag-infra-dev-qdrant-2")
     assert replacement.id != node.id, "Swarm started a new task for the stopped one"
+
+
+def test_a_dropped_collection_comes_back_from_the_backup_in_the_object_storage(dev: Deployment) -> None:
+    """The backup service (official python image, the stand-in's real CPython) backs up through
+    the stack network into MinIO; the restore runs where `components.qdrant.restore` runs it,
+    inside its task, and brings a dropped collection back with its points."""
+    outputs = dev.run.outputs
+    url, headers = outputs["qdrantUrl"], {"api-key": outputs["qdrantApiKey"]}
+    collection = f"{url}/collections/docs_index_mxbai"
+    points = [{"id": i, "vector": [0.001 * (i + 1)] * 1024, "payload": {"n": i}} for i in range(25)]
+    assert requests.put(
+        f"{collection}/points?wait=true", json={"points": points}, headers=headers, timeout=30
+    ).ok
+    count = requests.post(f"{collection}/points/count", json={"exact": True}, headers=headers, timeout=10)
+    expected = count.json()["result"]["count"]
+    task = dev.container("rag-infra-dev-qdrant-backup")
+    script = "/opt/rag-infra/snapshots.py"
+    made = task.exec_run(["python3", script, "backup", "--keep", "7"])
+    assert made.exit_code == 0, made.output.decode()
+    listed = task.exec_run(["python3", script, "list"]).output.decode().splitlines()
+    assert len(listed) >= 2 and listed[-1].endswith(f"docs_index_mxbai={expected}"), (
+        listed
+    )  # the scheduled one too
+    assert requests.delete(collection, headers=headers, timeout=30).json()["result"] is True
+    started = time.monotonic()
+    restored = task.exec_run(["python3", script, "restore", "--collection", "docs_index_mxbai"])
+    took = time.monotonic() - started
+    assert restored.exit_code == 0, restored.output.decode()
+    count = requests.post(f"{collection}/points/count", json={"exact": True}, headers=headers, timeout=10)
+    assert count.json()["result"]["count"] == expected
+    print(f"\nrestore drill: {expected} point(s) back in {took:.1f} s")
 
 
 def test_the_postgres_migration_ran_from_a_container_source_into_the_compute(

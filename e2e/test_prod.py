@@ -30,7 +30,7 @@ from policies.program import stack_config, unwrap_secrets
 def prod(engine: Engine) -> Iterator[Deployment]:
     # One engine is one Swarm node: one LB, one Kong and one pooler task publish their ports there.
     config = stack_config("prod")[0]
-    # The Qdrant stand-in has no snapshot API yet: the backup service is tested by unit tests.
+    # The MinIO stand-in keeps objects on a single server only: the dev stack runs the backups.
     qdrant = {**config["rag-infra:qdrant"], "lbReplicas": 1, "backups": {"enabled": False}}
     kong = {**config["rag-infra:kong"], "replicas": 1}
     neon = {**config.get("rag-infra:neon", {}), "poolerReplicas": 1}

@@ -422,12 +422,22 @@ def main(argv: list[str] | None = None) -> int:
     once.add_argument("--collection", required=True)
     once.add_argument("--snapshot", help="a backup time, YYYYMMDDTHHMMSSZ")
     commands.add_parser("list", help="the complete backups: time, collections and their point counts")
+    now = commands.add_parser("backup", help="one backup now, keeping --keep")
+    now.add_argument("--keep", type=int, required=True)
     args = parser.parse_args(argv)
     qdrant, s3, collections = _from_environment()
     if args.command == "list":
         for stamp in complete_backups(s3):
             points = json.loads(s3.get(f"{PREFIX}{stamp}/manifest.json"))["points"]
             print(stamp, " ".join(f"{name}={count}" for name, count in sorted(points.items())))
+        return 0
+    if args.command == "backup":
+        try:
+            s3.ensure_bucket()
+            backup(qdrant, s3, collections, args.keep)
+        except (BackupError, OSError) as err:
+            print(f"backup: {err}", file=sys.stderr)
+            return 1
         return 0
     if args.command == "restore":
         try:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 
 from components.qdrant import snapshots
 from components.qdrant.snapshots import S3, BackupError, Qdrant, backup, complete_backups, restore
@@ -140,6 +141,28 @@ def test_wrong_credentials_are_refused_by_the_store_and_the_nodes(stack):
         backup(qdrant, S3(s3.endpoint, s3.bucket, "neon", "wrong"), [DOCS], keep=2, log=lambda _: None)
     with pytest.raises(BackupError, match="HTTP 401"):
         backup(Qdrant(qdrant.nodes, "wrong"), s3, [DOCS], keep=2, log=lambda _: None)
+
+
+def test_the_fake_cluster_of_the_e2e_stand_in_speaks_the_same_api():
+    """The Qdrant stand-in of the e2e stack (tests/support/fake_qdrant.py, one store behind
+    every node) backs up and restores through the same calls."""
+    from tests.support.fake_qdrant import FakeQdrantCluster
+
+    with FakeQdrantCluster(api_key=KEY) as cluster, FakeS3("neon", "minio-secret") as store:
+        headers = {"api-key": KEY}
+        body = {"vectors": {"size": 2, "distance": "Cosine"}, "shard_number": 3, "replication_factor": 2}
+        assert requests.put(f"{cluster.url}/collections/{DOCS}", json=body, headers=headers, timeout=5).ok
+        points = {"points": [{"id": i, "vector": [1, 0]} for i in range(5)]}
+        assert requests.put(
+            f"{cluster.url}/collections/{DOCS}/points", json=points, headers=headers, timeout=5
+        ).ok
+        s3 = S3(store.url, "b", "neon", "minio-secret")
+        s3.ensure_bucket()
+        qdrant = Qdrant([cluster.url] * 3, KEY)
+        backup(qdrant, s3, [DOCS], keep=2, log=lambda _: None)
+        assert requests.delete(f"{cluster.url}/collections/{DOCS}", headers=headers, timeout=5).ok
+        assert restore(qdrant, s3, DOCS, log=lambda _: None)["points"] == 5
+        assert not cluster.snapshots[DOCS]  # none left on the nodes
 
 
 def test_the_module_runs_on_the_standard_library_alone():

@@ -24,8 +24,13 @@ depends on it. Every rule is read from qdrant/qdrant at v1.19.0; the file is nam
 
 from __future__ import annotations
 
+import datetime
+import hashlib
 import itertools
+import json
 import threading
+import urllib.error
+import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -62,6 +67,8 @@ class FakeQdrantCluster(FakeJsonServer):
         self.lost_shards: set[int] = set()  # shards no node reports (every replica gone)
         self.peers_at_create: dict[str, int] = {}
         self.points: dict[str, dict[Any, dict]] = {}
+        self.snapshots: dict[str, dict[str, bytes]] = {}  # collection -> snapshot name -> file
+        self._snapshot_ids = itertools.count()
         self.state = threading.RLock()
         self._answering = itertools.count()
 
@@ -158,6 +165,12 @@ class FakeQdrantCluster(FakeJsonServer):
                     return self.ok(self.collection_cluster(name))
                 if len(parts) == 2:
                     return self._collection(method, name, body)
+                if parts[2] == "snapshots":
+                    return self._snapshots(method, name, parts[3:], body or {})
+                if parts[2:] == ["points", "count"] and method == "POST":
+                    if name not in self.collections:
+                        return self.error(404, f"Not found: Collection `{name}` doesn't exist!")
+                    return self.ok({"count": len(self.points[name])})
                 if parts[2:] == ["points", "search"] and method == "POST":
                     return self._search(name, body or {})
                 if parts[2:] == ["points"] and method == "PUT":
@@ -165,6 +178,57 @@ class FakeQdrantCluster(FakeJsonServer):
                 if parts[2:] == ["points", "delete"] and method == "POST":
                     return self._delete_points(name, body or {})
         return self.error(404, f"no route {method} {path}")
+
+    def _snapshots(self, method: str, name: str, rest: list[str], body: dict) -> tuple[int, Any]:
+        """The collection snapshot API (src/actix/api/snapshot_api.rs), one store for the whole
+        fake cluster: a snapshot holds every point (the fake keeps no shards apart), so any node's
+        snapshot restores the collection. Recover downloads `location` (http(s) only), checks the
+        `checksum`, creates a missing collection from the snapshot's config, then its points win."""
+        if rest == ["recover"] and method == "PUT":
+            location = body.get("location", "")
+            if urlsplit(location).scheme not in ("http", "https"):
+                return self.error(
+                    400, f"URL {location} with scheme {urlsplit(location).scheme} is not supported"
+                )
+            try:
+                with urllib.request.urlopen(location, timeout=30) as answer:  # noqa: S310 (http(s), above)
+                    data = answer.read()
+            except urllib.error.HTTPError as err:
+                return self.error(400, f"Failed to download tar from {location}: status - {err.code}")
+            digest = hashlib.sha256(data).hexdigest()
+            if body.get("checksum") and body["checksum"] != digest:
+                return self.error(
+                    400, f"Wrong input: Snapshot checksum mismatch: expected {body['checksum']}, got {digest}"
+                )
+            snapshot = json.loads(data)
+            if name not in self.collections:
+                status, answer = self._create(name, snapshot["params"])
+                if status != 200:
+                    return status, answer
+            self.points[name] = {pid: point for pid, point in snapshot["points"]}
+            self.collections[name]["points_count"] = len(self.points[name])
+            return self.ok(True)
+        if name not in self.collections:
+            return self.error(404, f"Not found: Collection `{name}` doesn't exist!")
+        taken = self.snapshots.setdefault(name, {})
+        if not rest and method == "POST":
+            params = self.collections[name]["config"]["params"]
+            data = json.dumps({"params": params, "points": list(self.points[name].items())}).encode()
+            stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d-%H-%M-%S")
+            snapshot = f"{name}-{self._answering_peer()}-{stamp}-{next(self._snapshot_ids)}.snapshot"
+            taken[snapshot] = data
+            return self.ok({"name": snapshot, "creation_time": None, "size": len(data),
+                            "checksum": hashlib.sha256(data).hexdigest()})  # fmt: skip
+        if not rest and method == "GET":
+            return self.ok([{"name": n, "size": len(d)} for n, d in sorted(taken.items())])
+        if len(rest) == 1 and rest[0] not in taken:
+            return self.error(404, f"Not found: Snapshot {rest[0]} not found")
+        if len(rest) == 1 and method == "GET":
+            return 200, taken[rest[0]]
+        if len(rest) == 1 and method == "DELETE":
+            del taken[rest[0]]
+            return self.ok(True)
+        return self.error(404, f"no route {method} snapshots/{'/'.join(rest)}")
 
     def _collection(self, method: str, name: str, body: Any) -> tuple[int, dict]:
         exists = name in self.collections

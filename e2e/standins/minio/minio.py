@@ -34,6 +34,7 @@ a missing file counts as unset, and a file's value replaces the variable's."""
 from __future__ import annotations
 
 import argparse
+import calendar
 import json
 import os
 import re
@@ -42,15 +43,48 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, "/opt/standin")
 from standin import die, host_port, s3_authorization
+from tests.support.sigv4 import S3
 
 from tests.support.fake_http import PlainText
 from tests.support.fake_metrics import minio_exposition
+
+AUTHORIZATION = re.compile(
+    r"AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/\d{8}/(?P<region>[^/]+)/s3/aws4_request, "
+    r"SignedHeaders=(?P<signed>[^,]+), Signature=(?P<signature>[0-9a-f]{64})"
+)
+OBJECT = re.compile(r"^/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(.+)$")
+
+
+def sigv4_valid(method: str, raw_path: str, query: dict[str, str], headers, user: str, password: str) -> bool:
+    """An AWS Signature Version 4, in the header or as a presigned URL (expiry enforced)."""
+    path = urllib.parse.unquote(raw_path)
+    if "X-Amz-Signature" in query:
+        key, _day, region, *_ = [*query.get("X-Amz-Credential", "").split("/"), "", "", ""]
+        stamp = query.get("X-Amz-Date", "")
+        signed_at = calendar.timegm(time.strptime(stamp, "%Y%m%dT%H%M%SZ"))
+        if key != user or time.time() > signed_at + int(query.get("X-Amz-Expires", "0")):
+            return False
+        s3 = S3("", "", user, password, region)
+        unsigned = {k: v for k, v in query.items() if k != "X-Amz-Signature"}
+        request, _ = s3._canonical(
+            method, path, unsigned, {"host": headers.get("Host", "")}, "UNSIGNED-PAYLOAD"
+        )
+        return s3._signature(stamp, request)[1] == query["X-Amz-Signature"]
+    match = AUTHORIZATION.fullmatch(headers.get("Authorization", ""))
+    if not match or match["key"] != user:
+        return False
+    s3 = S3("", "", user, password, match["region"])
+    signed = {name: headers.get(name, "") for name in match["signed"].split(";")}
+    request, _ = s3._canonical(method, path, query, signed, headers.get("x-amz-content-sha256", ""))
+    return s3._signature(headers.get("x-amz-date", ""), request)[1] == match["signature"]
+
 
 METRICS_PATH = "/minio/v2/metrics/cluster"
 
@@ -249,8 +283,46 @@ def main() -> None:
             self.end_headers()
             self.wfile.write(body)
 
-        def _signed(self) -> bool:
-            return self.headers.get("Authorization", "") == s3_authorization(user, password)
+        def _signed(self, query: dict[str, str]) -> bool:
+            # The Neon stand-ins' short form (standin.s3_authorization), or SigV4 as a real
+            # client (the Qdrant backup service) signs.
+            if self.headers.get("Authorization", "") == s3_authorization(user, password):
+                return True
+            return sigv4_valid(self.command, self.path.split("?")[0], query, self.headers, user, password)
+
+        def _object(self, bucket: str, key: str, body: bytes) -> None:
+            """Objects of a single-server store, on its first drive (the e2e dev stack's)."""
+            if node.peers or len(node.local) > 1:
+                return self._send(501, b"<Error><Code>NotImplemented</Code></Error>")
+            folder = node.local[0] / bucket
+            if not folder.is_dir():
+                return self._send(404, b"<Error><Code>NoSuchBucket</Code></Error>")
+            path = folder / "objects" / key
+            if self.command == "PUT":
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(body)
+                return self._send(200)
+            if not path.is_file():
+                return self._send(404, b"<Error><Code>NoSuchKey</Code></Error>")
+            if self.command == "GET":
+                return self._send(200, path.read_bytes(), {"Content-Type": "application/octet-stream"})
+            if self.command == "DELETE":
+                path.unlink()
+                return self._send(204)
+            return self._send(405)
+
+        def _list(self, bucket: str, prefix: str) -> None:
+            root = node.local[0] / bucket / "objects"
+            stored = (
+                [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()] if root.is_dir() else []
+            )
+            keys = sorted(k for k in stored if k.startswith(prefix))
+            xml = (
+                "".join(f"<Contents><Key>{k}</Key></Contents>" for k in keys)
+                + "<IsTruncated>false</IsTruncated>"
+            )
+            ns = "http://s3.amazonaws.com/doc/2006-03-01/"
+            self._send(200, f'<ListBucketResult xmlns="{ns}">{xml}</ListBucketResult>'.encode())
 
         def _internode(self, path: str) -> None:
             if path == "/minio/standin/status" and self.command == "GET":
@@ -281,9 +353,9 @@ def main() -> None:
 
         def _route(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(length)
+            body = self.rfile.read(length) if length else b""
             path = self.path.split("?")[0]
+            query = dict(urllib.parse.parse_qsl(self.path.partition("?")[2], keep_blank_values=True))
             formed = node.formed
             offline = {} if formed else {"x-minio-server-status": "offline"}
             if path in ("/minio/health/live", "/minio/health/ready") and self.command in ("GET", "HEAD"):
@@ -295,17 +367,21 @@ def main() -> None:
                 return self._send(200 if healthy else 503, headers=offline)
             if path == METRICS_PATH and self.command == "GET":
                 return self._metrics(formed)
-            if not self._signed():
-                return self._send(403, b"<Error><Code>AccessDenied</Code></Error>")
+            if not self._signed(query):
+                return self._send(403, b"<Error><Code>SignatureDoesNotMatch</Code></Error>")
             if path.startswith("/minio/standin/"):
                 return self._internode(path)
             if not formed:
                 return self._send(503, b"<Error><Code>XMinioServerNotInitialized</Code></Error>")
             if path == "/" and self.command == "GET":
                 return self._send(200, b"<ListAllMyBucketsResult/>")
+            if match := OBJECT.match(path):
+                return self._object(match[1], urllib.parse.unquote(match[2]), body)
             match = BUCKET.match(path)
             if not match:
                 return self._send(400, b"<Error><Code>InvalidBucketName</Code></Error>")
+            if self.command == "GET" and query.get("list-type") == "2":
+                return self._list(match[1], query.get("prefix", ""))
             if self.command == "PUT":
                 online, held = node.bucket_drives(match[1], make=False)
                 if held >= node.read_quorum:
