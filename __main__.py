@@ -16,6 +16,7 @@ from components.platform.operator_access import OperatorAccess, OperatorAccessAr
 from components.platform.settings import DEFAULT_NGINX_IMAGE
 from components.platform.tls import stack_certificate
 from components.qdrant.backups import QdrantBackups, QdrantBackupsArgs
+from components.qdrant.backups import deployed as backups_deployed
 from components.qdrant.cluster import QdrantCluster, QdrantClusterArgs
 from components.scrape_targets import scrape_credentials, stack_alert_targets, stack_scrape_jobs
 from components.settings import load_settings
@@ -96,25 +97,26 @@ kong = (
 )
 
 # Snapshots of every collection into the Neon tier's object storage (the stack's only store).
-qdrant_backups = None
-if qdrant and settings.qdrant.backups.enabled:
-    if neon:
-        qdrant_backups = QdrantBackups(
-            "qdrant-backups",
-            QdrantBackupsArgs(
-                settings=settings.qdrant.backups,
-                hosts=hosts,
-                nodes=qdrant.node_urls,
-                collections=[c.name for c in settings.qdrant.collections],
-                api_key=qdrant.api_key,
-                store_url=neon.storage.object_storage_url,
-                store_user=MINIO_USER,
-                store_password=neon.storage.minio_password,
-            ),
-            pulumi.ResourceOptions(depends_on=[*qdrant.collections, neon.storage]),
-        )
-    else:
-        pulumi.log.warn("qdrant.backups: no object storage without the Neon tier (features.neon: false)")
+qdrant_backups = (
+    QdrantBackups(
+        "qdrant-backups",
+        QdrantBackupsArgs(
+            settings=settings.qdrant.backups,
+            hosts=hosts,
+            nodes=qdrant.node_urls,
+            collections=[c.name for c in settings.qdrant.collections],
+            api_key=qdrant.api_key,
+            store_url=neon.storage.object_storage_url,
+            store_user=MINIO_USER,
+            store_password=neon.storage.minio_password,
+        ),
+        pulumi.ResourceOptions(depends_on=[*qdrant.collections, neon.storage]),
+    )
+    if qdrant and neon and backups_deployed(settings)
+    else None
+)
+if qdrant and settings.qdrant.backups.enabled and not neon:
+    pulumi.log.warn("qdrant.backups: no object storage without the Neon tier (features.neon: false)")
 
 # Scrapes every service the tiers above run; alerts on the plan's criteria and the quorums.
 monitoring = (
