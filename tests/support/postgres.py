@@ -25,7 +25,10 @@ def _run_as() -> dict:
     try:
         pwd.getpwnam(SYSTEM_USER)
     except KeyError:
-        subprocess.run(["useradd", "-s", "/bin/sh", SYSTEM_USER], check=True, capture_output=True)
+        made = subprocess.run(["useradd", "-s", "/bin/sh", SYSTEM_USER], capture_output=True, text=True)
+        # 9: it exists now (the other test worker made it at the same moment).
+        if made.returncode not in (0, 9):
+            raise RuntimeError(f"useradd {SYSTEM_USER}: {made.stderr.strip()}") from None
     return {"user": SYSTEM_USER}
 
 
@@ -52,7 +55,7 @@ class PostgresServer:
                 path.chmod(path.stat().st_mode | 0o011)
             for path in (self.workdir, self.socket_dir, pwfile):
                 os.chown(path, uid, -1)
-        subprocess.run(
+        initdb = subprocess.run(
             [
                 str(POSTGRES_BIN_PATH / "initdb"),
                 "-D",
@@ -64,10 +67,12 @@ class PostgresServer:
                 "--encoding=UTF8",
                 "--no-sync",
             ],
-            check=True,
             capture_output=True,
             **run_as,
         )
+        if initdb.returncode != 0:
+            # Named with what initdb said: a bare exit status hides the cause.
+            raise RuntimeError(f"initdb in {self.pgdata} failed: {initdb.stderr.decode().strip()}")
         subprocess.run(
             [
                 str(POSTGRES_BIN_PATH / "pg_ctl"),
