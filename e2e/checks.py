@@ -10,6 +10,7 @@ import yaml
 
 from components.neon.object_storage import expand_ellipses
 from e2e.stack import Deployment
+from tests.support.prometheus import active_targets
 from verify.reach import accepts, non_loopback_address
 
 # Host names in URLs, libpq strings, nginx `server` lines and host:port pairs; a name must end
@@ -141,20 +142,15 @@ def monitoring_sees_the_whole_stack(deployment: Deployment, timeout_s: float = 1
     )
     static = sum(len(s["targets"]) for job in config["scrape_configs"] for s in job.get("static_configs", []))
     discovered = [job["job_name"] for job in config["scrape_configs"] if job.get("dns_sd_configs")]
-    deadline = time.monotonic() + timeout_s
-    health: dict[str, str] = {}
-    while time.monotonic() < deadline:
-        try:
-            active = requests.get(f"{prometheus}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
-        except (requests.RequestException, ValueError):
-            active = []
-        health = {f"{t['labels']['job']}/{t['labels']['member']}": t["health"] for t in active}
+
+    def all_up(active: list[dict]) -> bool:
         jobs = {t["labels"]["job"] for t in active}
         complete = len(active) >= static + len(discovered) and set(discovered) <= jobs
-        if complete and all(h == "up" for h in health.values()):
-            break
-        time.sleep(2)
-    else:
+        return complete and all(t["health"] == "up" for t in active)
+
+    active = active_targets(prometheus, all_up, timeout=timeout_s)
+    health = {f"{t['labels']['job']}/{t['labels']['member']}": t["health"] for t in active}
+    if not all_up(active):
         errors = {
             f"{t['labels']['job']}/{t['labels']['member']}": t["lastError"]
             for t in active

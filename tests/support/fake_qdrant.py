@@ -182,24 +182,12 @@ class FakeQdrantCluster(FakeJsonServer):
     def _snapshots(self, method: str, name: str, rest: list[str], body: dict) -> tuple[int, Any]:
         """The collection snapshot API (src/actix/api/snapshot_api.rs), one store for the whole
         fake cluster: a snapshot holds every point (the fake keeps no shards apart), so any node's
-        snapshot restores the collection. Recover downloads `location` (http(s) only), checks the
-        `checksum`, creates a missing collection from the snapshot's config, then its points win."""
+        snapshot restores the collection. Recover downloads `location` (`fetch_snapshot`), creates
+        a missing collection from the snapshot's config, then its points win."""
         if rest == ["recover"] and method == "PUT":
-            location = body.get("location", "")
-            if urlsplit(location).scheme not in ("http", "https"):
-                return self.error(
-                    400, f"URL {location} with scheme {urlsplit(location).scheme} is not supported"
-                )
-            try:
-                with urllib.request.urlopen(location, timeout=30) as answer:  # noqa: S310 (http(s), above)
-                    data = answer.read()
-            except urllib.error.HTTPError as err:
-                return self.error(400, f"Failed to download tar from {location}: status - {err.code}")
-            digest = hashlib.sha256(data).hexdigest()
-            if body.get("checksum") and body["checksum"] != digest:
-                return self.error(
-                    400, f"Wrong input: Snapshot checksum mismatch: expected {body['checksum']}, got {digest}"
-                )
+            status, data = fetch_snapshot(body.get("location", ""), body.get("checksum"))
+            if status != 200:
+                return self.error(status, data)
             snapshot = json.loads(data)
             if name not in self.collections:
                 status, answer = self._create(name, snapshot["params"])
@@ -346,6 +334,27 @@ class FakeQdrantCluster(FakeJsonServer):
             },
         }
         return self.ok(True)
+
+
+def fetch_snapshot(location: str, checksum: str | None) -> tuple[int, bytes | str]:
+    """A recovery's download, by Qdrant's rules (lib/storage/src/content_manager/snapshots/
+    download.rs, recover.rs): (200, the file), or (status, the error message). http(s) only: a
+    `file://` location must be inside the node's snapshots path, which no fake has; a non-2xx
+    answer and a checksum that differs are 400."""
+    scheme = urlsplit(location).scheme
+    if scheme == "file":
+        return 403, "Snapshot file path must be inside the snapshots directory"
+    if scheme not in ("http", "https"):
+        return 400, f"URL {location} with scheme {scheme} is not supported"
+    try:
+        with urllib.request.urlopen(location, timeout=30) as answer:  # noqa: S310 (http(s), above)
+            data = answer.read()
+    except urllib.error.HTTPError as err:
+        return 400, f"Failed to download tar from {location}: status - {err.code}"
+    digest = hashlib.sha256(data).hexdigest()
+    if checksum and checksum != digest:
+        return 400, f"Wrong input: Snapshot checksum mismatch: expected {checksum}, got {digest}"
+    return 200, data
 
 
 def _cosine(a: list[float], b: list[float]) -> float:

@@ -31,6 +31,7 @@ import urllib.request
 from typing import Any
 
 from tests.support.fake_http import FakeJsonServer
+from tests.support.fake_qdrant import fetch_snapshot
 
 PEER_BASE = 1000
 
@@ -103,20 +104,9 @@ class FakeQdrantNodes:
         }
 
     def _recover(self, node: int, name: str, body: dict) -> tuple[int, Any]:
-        location = body.get("location", "")
-        scheme = urllib.parse.urlsplit(location).scheme
-        if scheme not in ("http", "https"):
-            if scheme == "file":
-                return 403, "Snapshot file path must be inside the snapshots directory"
-            return 400, f"URL {location} with scheme {scheme} is not supported"
-        try:
-            with urllib.request.urlopen(location, timeout=10) as answer:  # noqa: S310 (http(s) only, above)
-                data = answer.read()
-        except urllib.error.HTTPError as err:
-            return 400, f"Failed to download tar from {location}: status - {err.code}"
-        digest = hashlib.sha256(data).hexdigest()
-        if body.get("checksum") and body["checksum"] != digest:
-            return 400, f"Wrong input: Snapshot checksum mismatch: expected {body['checksum']}, got {digest}"
+        status, data = fetch_snapshot(body.get("location", ""), body.get("checksum"))
+        if status != 200:
+            return status, data
         snapshot = json.loads(data)
         with self.lock:
             if name not in self.collections:

@@ -112,13 +112,17 @@ def running_prometheus(config: Path, data: Path) -> Iterator[str]:
 
 
 def active_targets(url: str, done: Callable[[list[dict]], bool], timeout: float = 30.0) -> list[dict]:
-    """The active targets once `done(targets)` holds, or as they are at `timeout`. Before it is
-    ready, Prometheus answers its API with a plain-text 503."""
+    """The active targets once `done(targets)` holds, or as they were last seen at `timeout`.
+    Before it is ready, Prometheus answers its API with a plain-text 503; before it listens (or
+    behind a forwarder while it starts), the connection fails."""
     deadline = time.monotonic() + timeout
     active: list[dict] = []
     while time.monotonic() < deadline:
-        answer = requests.get(f"{url}/api/v1/targets", timeout=5)
-        if answer.status_code == 200:
+        try:
+            answer = requests.get(f"{url}/api/v1/targets", timeout=5)
+        except requests.RequestException:
+            answer = None
+        if answer is not None and answer.status_code == 200:
             active = answer.json()["data"]["activeTargets"]
             if done(active):
                 break
