@@ -118,7 +118,7 @@ def _context(work: Path) -> Path:
         shutil.copy2(ROOT / "tests" / "support" / file, context / "support" / file)
     # The MinIO stand-in checks S3 signatures with the backup service's own signer (the unit
     # tests hold that one to botocore's).
-    shutil.copy2(ROOT / "components" / "qdrant" / "snapshots.py", context / "support" / "sigv4.py")
+    shutil.copy2(ROOT / "components" / "platform" / "objectstore.py", context / "support" / "sigv4.py")
     return context
 
 

@@ -2,7 +2,8 @@
 into the stack's object storage on a schedule, and keeps the last N backups.
 
 It runs `components/qdrant/snapshots.py` (the standard library only) in the official Python
-image, the file mounted as a Swarm config: no image of our own. Its secrets (the Qdrant API key,
+image, mounted as a Swarm config with the object storage client it imports
+(components/platform/scripts.py): no image of our own. Its secrets (the Qdrant API key,
 the object storage's password) are Swarm secret files. It is pinned to the first host, where
 `python -m components.qdrant.restore` finds it and runs the restore inside it (on the stack
 network, where each node is reached by its own name).
@@ -12,13 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pulumi
 
 from components.monitoring.scrape import ScrapeJob, ScrapeTarget
+from components.platform import objectstore
 from components.platform.hosts import DockerHosts
+from components.platform.scripts import PROGRAM_ENV, program_files
 from components.platform.service import HealthCheck, ServiceFile, ServiceSpec
 from components.qdrant import snapshots
 from components.qdrant.settings import BackupSettings
@@ -28,20 +30,15 @@ if TYPE_CHECKING:
 
 ALIAS = "qdrant-backup"
 COMPONENT = "qdrant-backup"
-SCRIPT = "/opt/rag-infra/snapshots.py"
+MODULE = snapshots.__name__
 API_KEY_FILE = "/run/secrets/qdrant-backup-api-key"
 S3_SECRET_FILE = "/run/secrets/qdrant-backup-s3-secret"  # noqa: S105 (a path)
 MEMORY_MB = 256
-# The loop touches this file while it waits; a hung process stops touching it.
-HEALTH = (
-    "import os, sys, time; "
-    f"sys.exit(time.time() - os.path.getmtime('{snapshots.HEARTBEAT}') > {snapshots.HEARTBEAT_S * 4})"
-)
 
 
 def scrape_jobs() -> list[ScrapeJob]:
     """The service's /metrics: its last complete backup and its failed rounds."""
-    target = ScrapeTarget(f"{ALIAS}:{snapshots.METRICS_PORT}", ALIAS)
+    target = ScrapeTarget(f"{ALIAS}:{objectstore.METRICS_PORT}", ALIAS)
     return [ScrapeJob("qdrant-backup", "qdrant", targets=[target])]
 
 
@@ -82,7 +79,7 @@ class QdrantBackups(pulumi.ComponentResource):
                 alias=ALIAS,
                 component=COMPONENT,
                 image=hosts.image_ref(f"{name}-image", settings.image, self),
-                command=["python3", SCRIPT, *schedule],
+                command=["python3", "-m", MODULE, *schedule],
                 env={
                     "QDRANT_NODES": ",".join(args.nodes),
                     "QDRANT_API_KEY_FILE": API_KEY_FILE,
@@ -91,17 +88,19 @@ class QdrantBackups(pulumi.ComponentResource):
                     "S3_BUCKET": settings.bucket,
                     "S3_USER": args.store_user,
                     "S3_SECRET_KEY_FILE": S3_SECRET_FILE,
-                    "PYTHONUNBUFFERED": "1",
+                    **PROGRAM_ENV,
                 },
                 files=[
-                    ServiceFile(SCRIPT, Path(snapshots.__file__).read_text()),
+                    *program_files(objectstore, snapshots),
                     ServiceFile(API_KEY_FILE, args.api_key, secret=True),
                     ServiceFile(S3_SECRET_FILE, args.store_password, secret=True),
                 ],
                 # On the manager, where the restore command reaches it (no data of its own).
                 pinned_to=0,
                 memory_mb=MEMORY_MB,
-                health=HealthCheck(["CMD", "python3", "-c", HEALTH], interval="30s", start_period="60s"),
+                health=HealthCheck(
+                    ["CMD", "python3", "-c", snapshots.HEALTH], interval="30s", start_period="60s"
+                ),
             ),
             parent=self,
         )

@@ -3,7 +3,8 @@
 The restore runs inside the backup service's task on the first host (the service has the
 stack network, where each Qdrant node is reached by its own name, and the secrets): this
 command finds that task through the host's Docker engine and runs
-`snapshots.py restore` there, printing what it prints. `--list` shows the complete backups.
+`python3 -m components.qdrant.snapshots restore` there, printing what it prints. `--list`
+shows the complete backups.
 
     python -m components.qdrant.restore --stack prod --list
     python -m components.qdrant.restore --stack prod --collection docs_index_mxbai
@@ -21,7 +22,7 @@ import sys
 import docker
 
 from components.platform.settings import SettingsError
-from components.qdrant.backups import ALIAS, SCRIPT
+from components.qdrant.backups import ALIAS, MODULE
 
 SERVICE_LABEL = "com.docker.swarm.service.name"
 
@@ -59,9 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"restore: {err}", file=sys.stderr)
         return 2
     command = (
-        ["python3", SCRIPT, "list"]
+        ["python3", "-m", MODULE, "list"]
         if args.list
-        else ["python3", SCRIPT, "restore", "--collection", args.collection]
+        else ["python3", "-m", MODULE, "restore", "--collection", args.collection]
     )
     if args.snapshot and not args.list:
         command += ["--snapshot", args.snapshot]

@@ -6,19 +6,21 @@ from __future__ import annotations
 import datetime
 import json
 import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import yaml
 
+from components.platform import objectstore
+from components.platform.scripts import module_path
 from components.qdrant import restore as restore_command
 from components.qdrant import snapshots
-from components.qdrant.backups import API_KEY_FILE, S3_SECRET_FILE, SCRIPT
+from components.qdrant.backups import API_KEY_FILE, MODULE, S3_SECRET_FILE
 from components.qdrant.snapshots import S3, Qdrant, backup
 from tests.support.fake_qdrant_snapshots import FakeQdrantNodes
 from tests.support.fake_s3 import FakeS3
+from tests.support.scripts import run_program
 
 DOCS = "docs_index_mxbai"
 
@@ -30,13 +32,19 @@ def test_the_service_backs_up_every_collection_from_every_node_into_the_stacks_s
     spec = service.plain("taskSpec")
     container = spec["containerSpec"]
     assert spec["placement"]["constraints"] == ["node.labels.rag-infra.host.0==true"]
-    assert container["commands"] == ["python3", SCRIPT, "schedule", "--every", "86400", "--keep", "7"]
+    assert container["commands"] == ["python3", "-m", MODULE, "schedule", "--every", "86400", "--keep", "7"]
+    assert container["env"]["PYTHONPATH"] == "/opt/rag-infra"
     env = container["env"]
     assert env["QDRANT_NODES"] == "http://qdrant-0:6333,http://qdrant-1:6333,http://qdrant-2:6333"
     assert env["COLLECTIONS"] == DOCS and env["S3_ENDPOINT"] == "http://minio:9000"
     assert env["S3_BUCKET"] == "qdrant-backups" and env["S3_USER"] == "neon"
     files = run.service_files(service)
-    assert files[SCRIPT] == (Path(snapshots.__file__).read_text(), False)
+    # The module at its package path, with the object storage client it imports.
+    assert files["/opt/rag-infra/components/qdrant/snapshots.py"] == (
+        Path(snapshots.__file__).read_text(),
+        False,
+    )
+    assert files[module_path(objectstore)] == (Path(objectstore.__file__).read_text(), False)
     assert files[API_KEY_FILE] == (run.outputs["qdrantApiKey"], True)
     minio = next(s for s in run.services if s.plain("name").startswith(f"rag-infra-{stack}-minio"))
     assert files[S3_SECRET_FILE] == (run.service_files(minio)["/run/secrets/minio-root-password"][0], True)
@@ -50,7 +58,7 @@ def test_the_service_backs_up_every_collection_from_every_node_into_the_stacks_s
 def test_settings_change_the_schedule_and_off_means_no_service(program):
     run = program("dev", overrides={"qdrant": {"backups": {"everyHours": 6, "keep": 28}}})
     service = run.service("rag-infra-dev-qdrant-backup")
-    assert service.plain("taskSpec")["containerSpec"]["commands"][3:] == ["--every", "21600", "--keep", "28"]
+    assert service.plain("taskSpec")["containerSpec"]["commands"][4:] == ["--every", "21600", "--keep", "28"]
     off = program("dev", overrides={"qdrant": {"backups": {"enabled": False}}})
     assert not [s for s in off.services if s.plain("name").endswith("qdrant-backup")]
 
@@ -64,7 +72,7 @@ def test_without_the_neon_tier_there_is_no_store_and_no_backup_service(program):
 
 
 def _run_script(tmp_path, nodes, store, *args) -> subprocess.CompletedProcess:
-    """snapshots.py as the service runs it: a file, the settings from its environment."""
+    """The module as the service runs it: its mounted files, the settings from its environment."""
     (tmp_path / "key").write_text("qdrant-key\n")
     (tmp_path / "secret").write_text("minio-secret\n")
     env = {
@@ -76,10 +84,7 @@ def _run_script(tmp_path, nodes, store, *args) -> subprocess.CompletedProcess:
         "S3_USER": "neon",
         "S3_SECRET_KEY_FILE": str(tmp_path / "secret"),
     }
-    script = Path(snapshots.__file__)
-    return subprocess.run(
-        [sys.executable, "-I", str(script), *args], env=env, capture_output=True, text=True, timeout=60
-    )
+    return run_program(tmp_path, [objectstore, snapshots], MODULE, args, env)
 
 
 def test_the_file_lists_and_restores_with_the_services_environment(tmp_path):
@@ -126,12 +131,12 @@ def test_the_restore_command_runs_the_restore_inside_the_backup_task(monkeypatch
     assert restore_command.main(args) == 0
     assert asked == [("ssh://deploy@docker-1.example.internal", "rag-infra-prod-qdrant-backup")]
     assert task.commands == [
-        ["python3", SCRIPT, "restore", "--collection", DOCS, "--snapshot", "20261127T030000Z"]
+        ["python3", "-m", MODULE, "restore", "--collection", DOCS, "--snapshot", "20261127T030000Z"]
     ]
     assert "as the manifest says" in capsys.readouterr().out
     task.result.exit_code = 1
     assert restore_command.main(["--stack", "prod", "--list"]) == 1
-    assert task.commands[-1] == ["python3", SCRIPT, "list"]
+    assert task.commands[-1] == ["python3", "-m", MODULE, "list"]
 
 
 def test_the_restore_command_without_a_backup_task_says_what_is_missing(monkeypatch, capsys):

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from components.platform import objectstore
 from components.qdrant import snapshots
 from components.qdrant.snapshots import S3, BackupError, Qdrant, backup, complete_backups, restore
 from tests.support.fake_qdrant_snapshots import FakeQdrantNodes
@@ -165,14 +166,19 @@ def test_the_fake_cluster_of_the_e2e_stand_in_speaks_the_same_api():
         assert not cluster.snapshots[DOCS]  # none left on the nodes
 
 
-def test_the_module_runs_on_the_standard_library_alone():
-    """The backup service runs the file in the official python image, with nothing installed."""
-    tree = ast.parse(Path(snapshots.__file__).read_text())
+@pytest.mark.parametrize("module", [snapshots, objectstore])
+def test_the_module_runs_on_the_standard_library_alone(module):
+    """The backup service runs the program in the official python image, with nothing installed:
+    the standard library, and the object storage client mounted beside it."""
+    tree = ast.parse(Path(module.__file__).read_text())
     imported = {
-        (node.module if isinstance(node, ast.ImportFrom) else alias.name).split(".")[0]
+        node.module if isinstance(node, ast.ImportFrom) else alias.name
         for node in ast.walk(tree)
         if isinstance(node, ast.Import | ast.ImportFrom)
         for alias in node.names
         if not (isinstance(node, ast.ImportFrom) and node.module == "__future__")
     }
-    assert imported <= set(sys.stdlib_module_names), imported - set(sys.stdlib_module_names)
+    ours = {name for name in imported if name.split(".")[0] == "components"}
+    assert ours <= {objectstore.__name__} - {module.__name__}
+    stdlib = {name.split(".")[0] for name in imported - ours}
+    assert stdlib <= set(sys.stdlib_module_names), stdlib - set(sys.stdlib_module_names)
