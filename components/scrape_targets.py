@@ -8,6 +8,7 @@ import pulumi
 from components.kong.gateway import scrape_jobs as kong_jobs
 from components.monitoring.rules import AlertTargets
 from components.monitoring.scrape import ScrapeJob
+from components.neon import controller_backups
 from components.neon.database import scrape_jobs as neon_jobs
 from components.qdrant import backups
 from components.qdrant.cluster import scrape_jobs as qdrant_jobs
@@ -25,6 +26,7 @@ def stack_scrape_jobs(settings: StackSettings) -> list[ScrapeJob]:
         *(qdrant_jobs(settings.qdrant, QDRANT_API_KEY_FILE) if features.qdrant_cluster else []),
         *(kong_jobs() if features.kong_gateway else []),
         *(backups.scrape_jobs() if backups.deployed(settings) else []),
+        *(controller_backups.scrape_jobs() if controller_backups.deployed(settings) else []),
     ]
 
 
@@ -39,7 +41,12 @@ def stack_alert_targets(settings: StackSettings) -> AlertTargets:
     return AlertTargets(
         qdrant_nodes=settings.qdrant.nodes if settings.features.qdrant_cluster else 0,
         safekeepers=settings.neon.safekeepers if settings.features.neon else 0,
-        backup_every_s=settings.qdrant.backups.every_hours * 3600 if backups.deployed(settings) else 0,
+        qdrant_backup_every_s=settings.qdrant.backups.every_hours * 3600 if backups.deployed(settings) else 0,
+        controller_backup_every_s=(
+            settings.neon.controller_backups.every_hours * 3600
+            if controller_backups.deployed(settings)
+            else 0
+        ),
         p95_ms=load.p95_ms,
         max_error_rate=load.max_error_rate,
     )

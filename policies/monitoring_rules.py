@@ -16,6 +16,7 @@ NOT_SCRAPED = {
     "kong-db": "PostgreSQL exports no metrics itself; Kong's are scraped",
     "neon-pooler": "pgbouncer exports no metrics endpoint; the compute behind it is scraped",
     "neon-compute-notify": "a static hook answered by nginx for the storage controller",
+    "neon-controller-dump": "a pg_dump loop: its dumps are watched through the upload service's metrics",
 }
 """Services without a /metrics of their own, and why: the rule lets these alone."""
 

@@ -36,8 +36,10 @@ class AlertTargets:
 
     qdrant_nodes: int = 0
     safekeepers: int = 0
-    backup_every_s: int = 0
+    qdrant_backup_every_s: int = 0
     """The Qdrant backups' interval (0: no backups deployed)."""
+    controller_backup_every_s: int = 0
+    """The storage controller database's backup interval (0: none deployed)."""
     p95_ms: float = 10.0
     max_error_rate: float = 0.001
 
@@ -167,29 +169,49 @@ def alert_rules(targets: AlertTargets) -> list[dict]:
                 "node's `/cluster` (`consensus_thread_status`).",
             ),
         ]
-    if targets.backup_every_s:
-        rules += [
-            _rule(
-                "QdrantBackupFailing",
-                "increase(qdrant_backup_failures_total[1h]) > 0",
-                "0m",
-                "warning",
-                "A Qdrant backup round failed in the last hour",
-                "`docker service logs rag-infra-<stack>-qdrant-backup` says which node, collection or "
-                "object; the next round tries again.",
-            ),
-            _rule(
-                "QdrantBackupStale",
-                f"time() - qdrant_backup_last_success_timestamp_seconds > {2 * targets.backup_every_s} "
-                "and qdrant_backup_last_success_timestamp_seconds > 0",
-                "10m",
-                "critical",
-                "The last complete Qdrant backup is older than two backup intervals",
-                "Check QdrantBackupFailing and the backup service's log; `python -m "
-                "components.qdrant.restore --list` shows the backups there are.",
-            ),
-        ]
+    if targets.qdrant_backup_every_s:
+        rules += _backup_rules(
+            "Qdrant",
+            "qdrant_backup",
+            targets.qdrant_backup_every_s,
+            "qdrant-backup",
+            "which node, collection or object",
+            "python -m components.qdrant.restore --stack <stack> --list",
+        )
+    if targets.controller_backup_every_s:
+        rules += _backup_rules(
+            "Controller",
+            "neon_controller_backup",
+            targets.controller_backup_every_s,
+            "storage-controller-dump",
+            "what pg_dump said (the upload service's log, `storage-controller-backup`, says the rest)",
+            "python -m components.neon.controller_restore --stack <stack> --list",
+        )
     return rules
+
+
+def _backup_rules(what: str, metric: str, every_s: int, service: str, says: str, listing: str) -> list[dict]:
+    """A failed round within the hour (warning), and no complete backup for two intervals."""
+    return [
+        _rule(
+            f"{what}BackupFailing",
+            f"increase({metric}_failures_total[1h]) > 0",
+            "0m",
+            "warning",
+            f"A {what} backup round failed in the last hour",
+            f"`docker service logs rag-infra-<stack>-{service}` says {says}; the next round tries again.",
+        ),
+        _rule(
+            f"{what}BackupStale",
+            f"time() - {metric}_last_success_timestamp_seconds > {2 * every_s} "
+            f"and {metric}_last_success_timestamp_seconds > 0",
+            "10m",
+            "critical",
+            f"The last complete {what} backup is older than two backup intervals",
+            f"Check {what}BackupFailing and the backup services' logs; `{listing}` shows the backups "
+            "there are.",
+        ),
+    ]
 
 
 def render_alert_rules(targets: AlertTargets) -> str:

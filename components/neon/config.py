@@ -58,6 +58,14 @@ def render_toml(values: Mapping[str, Any]) -> str:
     return "".join(f"{key} = {toml_value(value)}\n" for key, value in values.items())
 
 
+PAGESERVER_PREFIX = "/pageserver/"
+"""The pageserver's `prefix_in_bucket`."""
+PAGESERVER_TENANTS = f"{PAGESERVER_PREFIX.strip('/')}/tenants/"
+"""Where its tenants are in the bucket: the S3 client trims the prefix's slashes and joins with
+one (libs/remote_storage/src/s3_bucket.rs); each tenant shard is a folder under `tenants/`
+(pageserver/src/tenant.rs TENANTS_SEGMENT_NAME, remote_timeline_client.rs remote_tenant_path)."""
+
+
 @dataclass(frozen=True)
 class RemoteStorage:
     """The S3 bucket (MinIO) shared by the pageserver and the safekeepers."""
@@ -93,7 +101,7 @@ def render_pageserver_toml(storage: RemoteStorage) -> str:
             # Explicit addresses: the built-in defaults are 127.0.0.1:64000 and 127.0.0.1:9898.
             "listen_pg_addr": f"0.0.0.0:{PAGESERVER_PG_PORT}",
             "listen_http_addr": f"0.0.0.0:{PAGESERVER_HTTP_PORT}",
-            "remote_storage": storage.table("/pageserver/"),
+            "remote_storage": storage.table(PAGESERVER_PREFIX),
             "control_plane_api": f"http://{CONTROLLER_ALIAS}:{CONTROLLER_PORT}/upcall/v1/",
             "availability_zone": AVAILABILITY_ZONE,
         }

@@ -8,9 +8,11 @@ from typing import Any, Self
 from pydantic import ValidationInfo, model_validator
 
 from components.platform.settings import (
+    BUCKET,
     FLAG,
     IMAGE,
     PORT,
+    BackupSettings,
     ConfigModel,
     fail,
     is_prod,
@@ -52,7 +54,7 @@ class ObjectStorageSettings(ConfigModel):
 
     image: IMAGE = DEFAULT_MINIO_IMAGE
     mc_image: IMAGE = DEFAULT_MINIO_MC_IMAGE
-    bucket: text(r"[a-z0-9][a-z0-9.-]{2,62}", "an S3 bucket name") = "neon"
+    bucket: BUCKET = "neon"
     region: text() = "eu-north-1"
     nodes: whole(1, 16) = 1
     drives_per_node: whole(1, 16) = 1
@@ -102,6 +104,13 @@ class BranchSettings(ConfigModel):
         return self
 
 
+class ControllerBackupSettings(BackupSettings):
+    """Dumps of the storage controller's database into the stack's object storage
+    (components/neon/controller_backups.py): the tenants' generations, placement and config."""
+
+    bucket: BUCKET = "storage-controller-backups"
+
+
 class NeonSettings(ConfigModel):
     """Neon's storage tier (pageserver, safekeepers, broker, controller) and its compute."""
 
@@ -124,6 +133,7 @@ class NeonSettings(ConfigModel):
     memory_mb: optional(whole(64)) = None
     object_storage: ObjectStorageSettings = {}
     branches: items(BranchSettings, what="objects") = ()
+    controller_backups: ControllerBackupSettings = {}
 
     @model_validator(mode="before")
     @classmethod

@@ -30,6 +30,7 @@ from components.neon.config import (
     PAGESERVER_ALIAS,
     PAGESERVER_HTTP_PORT,
     PAGESERVER_PG_PORT,
+    PAGESERVER_TENANTS,
     RemoteStorage,
     render_aws_credentials,
     render_identity_toml,
@@ -39,6 +40,7 @@ from components.neon.config import (
     safekeeper_alias,
     safekeeper_command,
 )
+from components.neon.controller_backups import ControllerBackups, ControllerBackupsArgs
 from components.neon.object_storage import CLUSTER_HEALTH, MINIO_USER, ObjectStorageArgs, object_storage
 from components.neon.object_storage import operator_forwards as object_storage_forwards
 from components.neon.safekeeper_gate import SafekeeperReady, SafekeeperReadyArgs
@@ -53,6 +55,7 @@ from components.platform.settings import DEFAULT_NGINX_IMAGE, DEFAULT_POSTGRES_I
 
 CONTROLLER_DB_ALIAS = "storage-controller-db"
 CONTROLLER_DB = "storage_controller"
+CONTROLLER_DB_USER = "storage_controller"
 PAGESERVER_WORKDIR = "/data/.neon"
 S3_CREDENTIALS_FILE = "/run/secrets/aws-credentials"
 """The S3 key pair as an AWS shared credentials file: the pageserver's and safekeepers' S3
@@ -156,6 +159,30 @@ class NeonStorage(pulumi.ComponentResource):
         )
         bucket = store.bucket
         controller = self._controller()
+        self.backups = (
+            ControllerBackups(
+                f"{name}-controller-backups",
+                ControllerBackupsArgs(
+                    settings=settings.controller_backups,
+                    hosts=hosts,
+                    postgres_image=self._image(DEFAULT_POSTGRES_IMAGE),
+                    db_host=CONTROLLER_DB_ALIAS,
+                    db_user=CONTROLLER_DB_USER,
+                    db_name=CONTROLLER_DB,
+                    db_password=self._controller_db_password,
+                    store_url=self.object_storage_url,
+                    store_user=MINIO_USER,
+                    store_password=minio_password,
+                    neon_bucket=settings.object_storage.bucket,
+                    tenants_prefix=PAGESERVER_TENANTS,
+                    controller_url=f"http://{CONTROLLER_ALIAS}:{CONTROLLER_PORT}",
+                ),
+                pulumi.ResourceOptions(parent=self, depends_on=[controller, bucket]),
+            )
+            if settings.controller_backups.enabled
+            else None
+        )
+        """The controller database's dumps (neon.controllerBackups), or None when off."""
         broker = hosts.service(
             f"{name}-broker",
             ServiceSpec(
@@ -283,6 +310,7 @@ class NeonStorage(pulumi.ComponentResource):
     def _controller(self) -> SwarmService:
         hosts = self._hosts
         password = secret_or_generated(f"{self._name}-controller-db-password", None, parent=self)
+        self._controller_db_password = password
         # It holds the pageserver generation numbers: it must be durable.
         volume = self._volume("controller-db", DATA_PATH, 0)
         database = postgres_service(
@@ -291,7 +319,7 @@ class NeonStorage(pulumi.ComponentResource):
                 hosts=hosts,
                 image=self._image(DEFAULT_POSTGRES_IMAGE),
                 alias=CONTROLLER_DB_ALIAS,
-                user="storage_controller",
+                user=CONTROLLER_DB_USER,
                 database=CONTROLLER_DB,
                 password=password,
                 volume_name=volume.volume,
@@ -317,7 +345,7 @@ class NeonStorage(pulumi.ComponentResource):
             parent=self,
         )
         database_url = password.apply(
-            lambda p: f"postgresql://storage_controller:{p}@{CONTROLLER_DB_ALIAS}:5432/{CONTROLLER_DB}"
+            lambda p: f"postgresql://{CONTROLLER_DB_USER}:{p}@{CONTROLLER_DB_ALIAS}:5432/{CONTROLLER_DB}"
         )
         return hosts.service(
             f"{self._name}-controller",

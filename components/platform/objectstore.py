@@ -19,7 +19,7 @@ import threading
 import time
 import urllib.parse
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 HEARTBEAT_S = 30
@@ -240,6 +240,24 @@ class S3:
         query["X-Amz-Signature"] = signature
         encoded = urllib.parse.urlencode(sorted(query.items()), quote_via=urllib.parse.quote)
         return f"{self.endpoint}{urllib.parse.quote(self._path(key), safe='/~')}?{encoded}"
+
+
+def backup_times(s3: S3, prefix: str) -> list[str]:
+    """The times of the backups under `prefix` that have a manifest (written last), oldest first."""
+    times = {
+        m[1]
+        for key in s3.keys(prefix)
+        if (m := re.fullmatch(rf"{re.escape(prefix)}(\d{{8}}T\d{{6}}Z)/manifest\.json", key))
+    }
+    return sorted(times)
+
+
+def remove_beyond(s3: S3, prefix: str, keep: int, log: Callable[[str], None]) -> None:
+    """Delete the oldest complete backups under `prefix` beyond the newest `keep`."""
+    for old in backup_times(s3, prefix)[:-keep]:
+        for key in s3.keys(f"{prefix}{old}/"):
+            s3.delete(key)
+        log(f"backup {old}: removed (keeping the last {keep})")
 
 
 def s3_from_environment() -> S3:

@@ -29,6 +29,8 @@ PROJECT = "rag-infra"
 # Images that more than one tier runs, pinned to real release tags (`latest` is never accepted).
 DEFAULT_NGINX_IMAGE = "nginx:1.30.4-alpine"
 DEFAULT_POSTGRES_IMAGE = "postgres:17.11-alpine"  # Kong's database and the Neon controller's
+DEFAULT_BACKUP_IMAGE = "python:3.13.7-slim"
+"""The official Python image: the backup services run our standard-library modules in it."""
 
 
 class SettingsError(ValueError):
@@ -222,3 +224,18 @@ def image_version(image: str) -> tuple[int, ...] | None:
     match = _IMAGE_RE.fullmatch(image)
     version = re.match(r"v?(\d+)\.(\d+)(?:\.(\d+))?", (match["tag"] if match else None) or "")
     return tuple(int(part) for part in version.groups(default="0")) if version else None
+
+
+BUCKET = text(r"[a-z0-9][a-z0-9.-]{2,62}", "an S3 bucket name")
+
+
+class BackupSettings(ConfigModel):
+    """A backup schedule into the stack's object storage: how often, how many kept, where."""
+
+    enabled: FLAG = True
+    every_hours: whole(1, 24 * 7) = 24
+    keep: whole(1, 365) = 7
+    """Complete backups kept; older ones are removed after each new one."""
+    bucket: BUCKET
+    image: IMAGE = DEFAULT_BACKUP_IMAGE
+    """Where the backup program runs (components/platform/scripts.py)."""

@@ -23,7 +23,7 @@ from components.platform.hosts import DockerHosts
 from components.platform.scripts import PROGRAM_ENV, program_files
 from components.platform.service import HealthCheck, ServiceFile, ServiceSpec
 from components.qdrant import snapshots
-from components.qdrant.settings import BackupSettings
+from components.qdrant.settings import QdrantBackupSettings
 
 if TYPE_CHECKING:
     from components.settings import StackSettings
@@ -52,7 +52,7 @@ def deployed(settings: StackSettings) -> bool:
 class QdrantBackupsArgs:
     """What the service backs up, and where to."""
 
-    settings: BackupSettings
+    settings: QdrantBackupSettings
     hosts: DockerHosts
     nodes: Sequence[str]
     """Each Qdrant node's REST URL on the stack network, in node order."""

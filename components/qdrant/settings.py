@@ -6,10 +6,12 @@ from typing import Any, Self
 from pydantic import ValidationInfo, model_validator
 
 from components.platform.settings import (
+    BUCKET,
     DEFAULT_NGINX_IMAGE,
     FLAG,
     IMAGE,
     PORT,
+    BackupSettings,
     ConfigModel,
     fail,
     image_version,
@@ -68,19 +70,10 @@ class CollectionSettings(ConfigModel):
         return self
 
 
-DEFAULT_BACKUP_IMAGE = "python:3.13.7-slim"
-"""The official Python image: the backup service runs components/qdrant/snapshots.py in it."""
-
-
-class BackupSettings(ConfigModel):
+class QdrantBackupSettings(BackupSettings):
     """Snapshots of every collection into the stack's object storage (components/qdrant/backups.py)."""
 
-    enabled: FLAG = True
-    every_hours: whole(1, 24 * 7) = 24
-    keep: whole(1, 365) = 7
-    """Complete backups kept; older ones are removed after each new one."""
-    bucket: text(r"[a-z0-9][a-z0-9.-]{2,62}", "an S3 bucket name") = "qdrant-backups"
-    image: IMAGE = DEFAULT_BACKUP_IMAGE
+    bucket: BUCKET = "qdrant-backups"
 
 
 class QdrantSettings(ConfigModel):
@@ -96,7 +89,7 @@ class QdrantSettings(ConfigModel):
     one per entry of dockerHosts."""
     memory_mb: optional(whole(64)) = None
     collections: items(CollectionSettings, what="objects") = ()
-    backups: BackupSettings = {}
+    backups: QdrantBackupSettings = {}
 
     @model_validator(mode="before")
     @classmethod

@@ -24,7 +24,6 @@ import hashlib
 import http.client
 import json
 import os
-import re
 import sys
 import time
 import urllib.parse
@@ -37,7 +36,9 @@ from components.platform.objectstore import (
     TIME_FORMAT,
     BackupError,
     Metrics,
+    backup_times,
     heartbeat_check,
+    remove_beyond,
     s3_from_environment,
     secret,
     wait,
@@ -144,21 +145,13 @@ def backup(
             log(f"backup {stamp}: {collection} from {node_name(index)}, {len(shards)} local shard(s): {key}")
     manifest = {"time": stamp, "nodes": len(qdrant.nodes), "points": totals, "snapshots": entries}
     s3.put(f"{PREFIX}{stamp}/manifest.json", json.dumps(manifest, indent=2).encode())
-    for old in complete_backups(s3)[:-keep]:
-        for key in s3.keys(f"{PREFIX}{old}/"):
-            s3.delete(key)
-        log(f"backup {old}: removed (keeping the last {keep})")
+    remove_beyond(s3, PREFIX, keep, log)
     return manifest
 
 
 def complete_backups(s3: S3) -> list[str]:
-    """The times of the backups that have a manifest, oldest first."""
-    times = {
-        m[1]
-        for key in s3.keys(PREFIX)
-        if (m := re.fullmatch(rf"{PREFIX}(\d{{8}}T\d{{6}}Z)/manifest\.json", key))
-    }
-    return sorted(times)
+    """The times of the Qdrant backups that have a manifest, oldest first."""
+    return backup_times(s3, PREFIX)
 
 
 def restore(

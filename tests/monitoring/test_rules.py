@@ -12,8 +12,11 @@ import yaml
 from components.monitoring.rules import AlertTargets, alert_rules, render_alert_rules
 from tests.support.prometheus import promtool
 
-TARGETS = AlertTargets(qdrant_nodes=3, safekeepers=3, backup_every_s=3600)
+TARGETS = AlertTargets(
+    qdrant_nodes=3, safekeepers=3, qdrant_backup_every_s=3600, controller_backup_every_s=3600
+)
 BACKUP = {"job": "qdrant-backup", "member": "qdrant-backup"}
+CONTROLLER_BACKUP = {"job": "storage-controller-backup", "member": "storage-controller-backup"}
 
 
 def annotations(alert: str, **values: str) -> dict[str, str]:
@@ -79,8 +82,9 @@ def members(job: str, prefix: str, *values: str) -> list[dict]:
     return [up(job, f"{prefix}-{i}", v) for i, v in enumerate(values)]
 
 
-def backup_series(name: str, values: str) -> dict:
-    return {"series": f'{name}{{job="qdrant-backup",member="qdrant-backup"}}', "values": values}
+def backup_series(name: str, values: str, labels: dict[str, str] = BACKUP) -> dict:
+    pairs = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    return {"series": f"{name}{{{pairs}}}", "values": values}
 
 
 SEARCH = {"route": "rag-search"}
@@ -194,6 +198,23 @@ CASES = {
         [backup_series("qdrant_backup_last_success_timestamp_seconds", "0x200")],
         [quiet("QdrantBackupStale", "150m")],
     ),
+    # The controller's backups: the same two rules on the upload service's metrics.
+    "a failed controller dump warns": (
+        [backup_series("neon_controller_backup_failures_total", "0x5 1x10", CONTROLLER_BACKUP)],
+        [fires("ControllerBackupFailing", "10m", CONTROLLER_BACKUP), quiet("QdrantBackupFailing", "10m")],
+    ),
+    "controller dumps without a failure are quiet": (
+        [backup_series("neon_controller_backup_failures_total", "0x20", CONTROLLER_BACKUP)],
+        [quiet("ControllerBackupFailing", "10m")],
+    ),
+    "a controller backup older than two intervals fires": (
+        [
+            backup_series(
+                "neon_controller_backup_last_success_timestamp_seconds", "1000x200", CONTROLLER_BACKUP
+            )
+        ],
+        [quiet("ControllerBackupStale", "130m"), fires("ControllerBackupStale", "150m", CONTROLLER_BACKUP)],
+    ),
     "a flapping service fires, a single restart does not": (
         [up("kong", "kong-a", "1 0 1 0 1 0 1 1 1 1"), up("kong", "kong-b", "1 0 1 1 1 1 1 1 1 1")],
         [
@@ -215,7 +236,7 @@ def test_the_rules_pass_promtool_check(tmp_path):
     rules.write_text(render_alert_rules(TARGETS))
     result = promtool("check", "rules", str(rules))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 14 rules found" in result.stdout
+    assert "SUCCESS: 16 rules found" in result.stdout
 
 
 def test_a_broken_rule_fails_promtool_check(tmp_path):

@@ -59,7 +59,7 @@ def test_prometheus_runs_on_the_first_host_with_its_volume_retention_and_checked
     checked = promtool("check", "config", str(tmp_path / "prometheus.yml"))
     assert checked.returncode == 0, checked.stdout + checked.stderr
     # The plan's criteria, the quorums of prod's sizes, and the backups' two rules.
-    assert "SUCCESS: 14 rules found" in checked.stdout + checked.stderr or stack == "dev"
+    assert "SUCCESS: 16 rules found" in checked.stdout + checked.stderr or stack == "dev"
     config = yaml.safe_load(config_text)
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert {

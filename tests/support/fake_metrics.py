@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from components.platform.objectstore import Metrics
+
 QDRANT_SECONDS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5, 10, 50)
 KONG_UPSTREAM_MS = (25, 50, 80, 100, 250, 400, 700, 1000, 2000, 5000, 10000, 30000, 60000)
 KONG_LATENCY_MS = (1, 2, 5, 7, 10, 15, 20, 30, 50, 75, 100, 200, 500, 750, 1000, 3000, 6000)
@@ -91,6 +93,14 @@ def kong_exposition(plugin: dict | None, requests: dict[tuple[str, int], int]) -
 
 SEARCH = 'method="POST",endpoint="/collections/{collection_name}/points/search",status="200"'
 
+
+def backup_exposition(prefix: str) -> str:
+    """What a backup service's Metrics serve after a good round."""
+    metrics = Metrics(prefix)
+    metrics.last_success, metrics.kept = 1.7642e9, 7
+    return metrics.text()
+
+
 EXPOSITIONS: dict[str, str] = {
     "qdrant": qdrant_exposition(3, {"docs_index_mxbai": 1000}),
     "qdrant-lb": "".join(
@@ -120,11 +130,9 @@ EXPOSITIONS: dict[str, str] = {
     "neon-storage-broker": gauge("storage_broker_active_publishers", 1),
     "neon-compute": gauge("compute_ctl_up", 1, 'build_tag="release-compute-9073",status="running"'),
     "minio": minio_exposition(True, 0, "minio-0:9000"),
-    "qdrant-backup": (
-        gauge("qdrant_backup_last_success_timestamp_seconds", 1.7642e9)
-        + counter("qdrant_backup_failures_total", 0)
-        + gauge("qdrant_backup_kept", 7)
-    ),
+    # The backup services' own exposition (components/platform/objectstore.py).
+    "qdrant-backup": backup_exposition("qdrant_backup"),
+    "storage-controller-backup": backup_exposition("neon_controller_backup"),
     "prometheus": gauge("prometheus_ready", 1),
     "alertmanager": gauge("alertmanager_cluster_enabled", 0),
     "grafana": gauge("grafana_build_info", 1, 'version="12.1.1"'),
