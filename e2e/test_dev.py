@@ -14,6 +14,7 @@ import psycopg
 import pytest
 import requests
 
+from components.neon.controller_restore import Restore
 from e2e.checks import (
     OPERATOR_PORTS,
     PUBLIC_PORTS,
@@ -237,16 +238,16 @@ def test_a_dropped_collection_comes_back_from_the_backup_in_the_object_storage(d
     count = requests.post(f"{collection}/points/count", json={"exact": True}, headers=headers, timeout=10)
     expected = count.json()["result"]["count"]
     task = dev.container("rag-infra-dev-qdrant-backup")
-    script = "/opt/rag-infra/snapshots.py"
-    made = task.exec_run(["python3", script, "backup", "--keep", "7"])
+    module = ["python3", "-m", "components.qdrant.snapshots"]
+    made = task.exec_run([*module, "backup", "--keep", "7"])
     assert made.exit_code == 0, made.output.decode()
-    listed = task.exec_run(["python3", script, "list"]).output.decode().splitlines()
+    listed = task.exec_run([*module, "list"]).output.decode().splitlines()
     assert len(listed) >= 2 and listed[-1].endswith(f"docs_index_mxbai={expected}"), (
         listed
     )  # the scheduled one too
     assert requests.delete(collection, headers=headers, timeout=30).json()["result"] is True
     started = time.monotonic()
-    restored = task.exec_run(["python3", script, "restore", "--collection", "docs_index_mxbai"])
+    restored = task.exec_run([*module, "restore", "--collection", "docs_index_mxbai"])
     took = time.monotonic() - started
     assert restored.exit_code == 0, restored.output.decode()
     count = requests.post(f"{collection}/points/count", json={"exact": True}, headers=headers, timeout=10)
@@ -309,6 +310,42 @@ def test_verify_passes_and_the_failover_drill_measures_the_loss_of_a_node(dev: D
         "\n".join(f"{name}: {check['saw']}" for name, check in checks.items() if name.startswith("failover"))
     )
     assert dev.container("rag-infra-dev-qdrant-2").attrs["State"]["Running"]
+
+
+def test_the_controllers_database_comes_back_from_its_backup(dev: Deployment) -> None:
+    """A dump now (the loop's ONCE) from the database's own image, uploaded by the backup
+    service; a change after it; then the restore command's steps through the engine: the
+    controller stopped, the dump restored, the controller started on it and asked to re-import
+    what the object storage holds. The stand-in controller keeps its records in its database,
+    as the real one does, so the change after the backup is undone."""
+    outputs = dev.run.outputs
+    controller = outputs["neonStatusUrls"]["storageController"].removesuffix("/status")
+    tenant, main = outputs["neonTenantId"], outputs["neonTimelineIds"]["main"]
+    config_url = f"{controller}/v1/tenant/{tenant}/config"
+    backed_up = requests.get(config_url, timeout=10).json()["tenant_specific_overrides"]
+    dump = dev.container("rag-infra-dev-storage-controller-dump")
+    made = dump.exec_run(["/bin/sh", "/opt/rag-infra/dump-loop.sh"], environment={"ONCE": "1"})
+    assert made.exit_code == 0, made.output.decode()
+    stamp = made.output.decode().split("dump ", 1)[1].split(":", 1)[0]
+    upload = dev.container("rag-infra-dev-storage-controller-backup")
+    module = ["python3", "-m", "components.neon.controller_backup"]
+    upload.exec_run([*module, "upload", "--keep", "7"])  # unless the service's own look was first
+    assert stamp in upload.exec_run([*module, "list"]).output.decode()
+    changed = requests.put(
+        f"{controller}/v1/tenant/config", json={"tenant_id": tenant, "pitr_interval": "1 day"}, timeout=10
+    )
+    assert (
+        changed.ok and requests.get(config_url, timeout=10).json()["tenant_specific_overrides"] != backed_up
+    )
+    said: list[str] = []
+    started = time.monotonic()
+    Restore(dev.engine.client, "rag-infra-dev", out=said.append).restore(stamp)
+    took = time.monotonic() - started
+    assert "  reattach: 0 tenant(s) imported from the object storage" in said, said
+    assert requests.get(config_url, timeout=10).json()["tenant_specific_overrides"] == backed_up
+    assert requests.get(f"{controller}/v1/tenant/{tenant}/timeline/{main}", timeout=10).ok
+    assert dev.wait_healthy(90)["rag-infra-dev-storage-controller"] == "healthy"
+    print(f"\ncontroller restore drill: {stamp} back in {took:.1f} s")
 
 
 def test_a_second_apply_of_the_same_render_changes_nothing(dev: Deployment) -> None:

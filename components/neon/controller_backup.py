@@ -255,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     watch = commands.add_parser("watch", help="upload the spool's dumps as they come, keeping --keep")
     watch.add_argument("--keep", type=int, required=True)
+    upload = commands.add_parser("upload", help="upload the spool's dumps now, keeping --keep")
+    upload.add_argument("--keep", type=int, required=True)
     commands.add_parser("list", help="the complete backups: time and size")
     fetch_command = commands.add_parser(
         "fetch", help="write the latest backup (or --backup) into the spool's restore/"
@@ -289,6 +291,18 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"reattach: {len(done)} tenant(s) imported from the object storage")
         return 0
+    if args.command == "upload":
+        try:
+            s3.ensure_bucket()
+            uploaded, failures = upload_pending(s3, spool, args.keep)
+        except (BackupError, OSError) as err:
+            print(f"upload: {err}", file=sys.stderr)
+            return 1
+        for failure in failures:
+            print(failure, file=sys.stderr)
+        if not uploaded and not failures:
+            print("upload: no complete dump in the spool", file=sys.stderr)
+        return 1 if failures or not uploaded else 0
     metrics = Metrics("neon_controller_backup")
     metrics.serve()
     while True:

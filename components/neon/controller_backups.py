@@ -46,10 +46,10 @@ def render_dump_loop() -> str:
     """The dump service's shell loop (POSIX sh, as busybox and dash run it). libpq takes the
     server from PGHOST/PGPORT/PGUSER/PGDATABASE and the password from PGPASSFILE; the spool is
     $SPOOL, the interval $EVERY_S seconds. A dump counts once `pg_restore --list` has read it
-    whole; until then it is `<time>.partial`, which the uploader never touches."""
+    whole; until then it is `<time>.partial`, which the uploader never touches. With ONCE=1 it
+    makes one dump and exits with its status (a backup now: README "Backups and restore")."""
     return """set -u
-until pg_isready -q; do sleep 2; done
-while :; do
+dump_once() {
     stamp=$(date -u +%Y%m%dT%H%M%SZ)
     part="$SPOOL/$stamp.partial"
     said="$SPOOL/$stamp.said"
@@ -58,12 +58,19 @@ while :; do
         mv "$part" "$SPOOL/$stamp.dump"
         rm -f "$said"
         echo "dump $stamp: $(wc -c <"$SPOOL/$stamp.dump") bytes"
-    else
-        rm -f "$part"
-        cat "$said" >&2
-        mv "$said" "$SPOOL/$stamp.failed"
-        echo "dump $stamp failed" >&2
+        return 0
     fi
+    rm -f "$part"
+    cat "$said" >&2
+    mv "$said" "$SPOOL/$stamp.failed"
+    echo "dump $stamp failed" >&2
+    return 1
+}
+until pg_isready -q; do sleep 2; done
+while :; do
+    dump_once
+    done=$?
+    if [ "${ONCE:-0}" = 1 ]; then exit "$done"; fi
     sleep "$EVERY_S"
 done
 """

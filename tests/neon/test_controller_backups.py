@@ -304,6 +304,21 @@ def test_a_failed_dump_leaves_what_pg_dump_said_and_no_dump(controller_db, tmp_p
     assert not list(spool.glob("*.dump")) and not list(spool.glob("*.partial"))
 
 
+def test_once_makes_one_dump_and_exits_with_its_status(controller_db, tmp_path):
+    env = {**_pg_env(controller_db, tmp_path), "ONCE": "1"}
+    made = subprocess.run(
+        ["/bin/sh", "-c", render_dump_loop()], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert made.returncode == 0, made.stderr
+    (dump,) = Path(env["SPOOL"]).glob("*.dump")
+    assert f"dump {dump.stem}: {dump.stat().st_size} bytes" in made.stdout
+    env = {**_pg_env(controller_db, tmp_path, password="wrong-password"), "ONCE": "1"}
+    failed = subprocess.run(
+        ["/bin/sh", "-c", render_dump_loop()], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert failed.returncode == 1 and "password authentication failed" in failed.stderr
+
+
 # -- upload, fetch ------------------------------------------------------------------------------
 
 
@@ -388,10 +403,16 @@ def test_the_module_lists_and_fetches_with_the_services_environment(tmp_path):
         (spool / f"{_stamp(3)}.dump").write_bytes(b"PGDMP" * 4)
         upload_pending(s3, spool, keep=7, log=lambda _: None)
         modules = [objectstore, controller_backup]
+        nothing = run_program(tmp_path, modules, MODULE, ["upload", "--keep", "7"], env)
+        assert nothing.returncode == 1 and "no complete dump in the spool" in nothing.stderr
+        (spool / f"{_stamp(4)}.dump").write_bytes(b"PGDMP" * 2)
+        uploaded = run_program(tmp_path, modules, MODULE, ["upload", "--keep", "7"], env)
+        assert uploaded.returncode == 0, uploaded.stderr
+        assert complete_backups(s3) == [_stamp(3), _stamp(4)]
         listed = run_program(tmp_path, modules, MODULE, ["list"], env)
         assert listed.returncode == 0, listed.stderr
-        assert listed.stdout == f"{_stamp(3)} 20 bytes\n"
-        fetched = run_program(tmp_path, modules, MODULE, ["fetch"], env)
+        assert listed.stdout == f"{_stamp(3)} 20 bytes\n{_stamp(4)} 10 bytes\n"
+        fetched = run_program(tmp_path, modules, MODULE, ["fetch", "--backup", _stamp(3)], env)
         assert fetched.returncode == 0, fetched.stderr
         assert fetched.stdout == f"{_stamp(3)}\n"
         assert (spool / "restore" / "controller.dump").read_bytes() == b"PGDMP" * 4

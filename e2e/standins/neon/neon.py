@@ -114,6 +114,10 @@ def controller(argv: list[str]) -> None:
         time.sleep(1)
     host, port = host_port(args.control_plane_url)
     wait_reachable(host, port, 30, "control plane hook")
+    # Like the real one, it keeps its records in its database and loads them at start: a
+    # restart keeps them, and a restored database brings back what it held.
+    sql(url, f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (id INT PRIMARY KEY, state TEXT NOT NULL)")
+    saved = sql(url, f"SELECT state FROM {STATE_TABLE} WHERE id = 1").strip()
 
     class Controller(FakeStorageController):
         bind = host_port(args.listen)
@@ -127,10 +131,43 @@ def controller(argv: list[str]) -> None:
                 return 200, {"tenants": []}
             if path == "/v1/tenant" and method == "POST" and not self.attached:
                 return 409, {"msg": "Conflict: Failed to schedule shard(s): No pageserver found"}
-            return super().handle(method, path, body, headers)
+            with self.state:
+                status, answer = super().handle(method, path, body, headers)
+                if method != "GET" and status // 100 == 2:
+                    timelines = [[t, tl, info] for (t, tl), info in self.timelines.items()]
+                    state = json.dumps({"tenants": self.tenants, "timelines": timelines})
+                    sql(
+                        url,
+                        f"INSERT INTO {STATE_TABLE} VALUES (1, :'state') "
+                        "ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state",
+                        state=state,
+                    )
+            return status, answer
 
-    Controller().__enter__()
+    controller = Controller()
+    if saved:
+        state = json.loads(saved)
+        controller.tenants = state["tenants"]
+        controller.timelines = {(t, tl): info for t, tl, info in state["timelines"]}
+    controller.__enter__()
     forever()
+
+
+STATE_TABLE = "standin_controller_state"
+
+
+def sql(url: str, statement: str, **variables: str) -> str:
+    """One statement through psql (variables as psql's quoted :'name'); its rows, unaligned."""
+    flags = [arg for name, value in variables.items() for arg in ("-v", f"{name}={value}")]
+    done = subprocess.run(
+        ["psql", "-qAt", "-v", "ON_ERROR_STOP=1", *flags, url, "-f", "-"],
+        input=statement + ";\n",
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        die(f"the controller's database: {done.stderr.strip()}")
+    return done.stdout
 
 
 def pageserver(argv: list[str]) -> None:
