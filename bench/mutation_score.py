@@ -43,6 +43,7 @@ PROGRAM_TESTS = ("tests/test_program.py", "tests/neon/test_neon.py", "tests/qdra
 SWARM_TESTS = ("tests/platform/test_swarm.py",)
 MONITORING_TESTS = ("tests/monitoring",)
 BACKUP_TESTS = ("tests/qdrant/test_snapshots.py", "tests/qdrant/test_backups.py")
+CONTROLLER_BACKUP_TESTS = ("tests/neon/test_controller_backups.py",)
 OBJECT_STORAGE_TESTS = ("tests/neon/test_object_storage.py", "tests/neon/test_neon.py")
 TLS_TESTS = ("tests/platform/test_tls.py", "tests/neon/test_pooler.py", "tests/qdrant/test_lb_nginx.py")
 JOB_TESTS = ("tests/platform/test_jobs.py",)
@@ -749,14 +750,14 @@ MUTANTS = [
     ),
     Mutant(
         "retention keeps one backup too many",
-        "components/qdrant/snapshots.py",
-        "for old in complete_backups(s3)[:-keep]:",
-        "for old in complete_backups(s3)[: -keep - 1]:",
+        "components/platform/objectstore.py",
+        "for old in backup_times(s3, prefix)[:-keep]:",
+        "for old in backup_times(s3, prefix)[: -keep - 1]:",
         BACKUP_TESTS,
     ),
     Mutant(
         "the object listing stops at its first page",
-        "components/qdrant/snapshots.py",
+        "components/platform/objectstore.py",
         'if root.findtext(f"{space}IsTruncated") != "true" or token_node is None:',
         "if True:",
         BACKUP_TESTS,
@@ -767,6 +768,91 @@ MUTANTS = [
         'if manifest["nodes"] != len(qdrant.nodes) or len(entries) != len(qdrant.nodes):',
         "if False:",
         BACKUP_TESTS,
+    ),
+    # The storage controller's database: backups, restore, re-import
+    Mutant(
+        "the database restore runs statement by statement",
+        "components/neon/controller_backups.py",
+        "--set=ON_ERROR_STOP=1 --single-transaction",
+        "--set=ON_ERROR_STOP=1",
+        CONTROLLER_BACKUP_TESTS,
+    ),
+    Mutant(
+        "the password file is readable by all (libpq ignores it)",
+        "components/neon/controller_backups.py",
+        "secret=True, mode=0o400)",
+        "secret=True, mode=0o444)",
+        CONTROLLER_BACKUP_TESTS,
+    ),
+    Mutant(
+        "a dump counts before pg_restore has read it",
+        "components/neon/controller_backups.py",
+        ' && pg_restore --list "$part" >/dev/null 2>>"$said"',
+        "",
+        CONTROLLER_BACKUP_TESTS,
+    ),
+    Mutant(
+        "the controller stays stopped when the database restore fails",
+        "components/neon/controller_restore.py",
+        '        finally:\n            self.out("4/5',
+        '        except RestoreError:\n            raise\n        else:\n            self.out("4/5',
+        CONTROLLER_BACKUP_TESTS,
+    ),
+    Mutant(
+        "a fetched backup is not checked against its manifest",
+        "components/neon/controller_backup.py",
+        'if len(data) != manifest["bytes"] or hashlib.sha256(data).hexdigest() != manifest["sha256"]:',
+        "if False:",
+        CONTROLLER_BACKUP_TESTS,
+    ),
+    Mutant(
+        "tenants are imported without being dropped (their stale generation kept)",
+        "components/neon/controller_backup.py",
+        '        controller.ok("POST", f"/debug/v1/tenant/{tenant}/drop")\n',
+        "",
+        CONTROLLER_BACKUP_TESTS,
+    ),
+    Mutant(
+        "an imported tenant keeps the default config",
+        "components/neon/controller_backup.py",
+        "        if config is not None:\n            controller.ok(",
+        "        if False:\n            controller.ok(",
+        CONTROLLER_BACKUP_TESTS,
+    ),
+    Mutant(
+        "a second reattach forgets the configs the first one kept",
+        "components/neon/controller_backup.py",
+        "json.loads(saved.read_text()) if saved.exists() else {}",
+        "{}",
+        CONTROLLER_BACKUP_TESTS,
+    ),
+    Mutant(
+        "sharded tenant folders are not found",
+        "components/neon/controller_backup.py",
+        'SHARD_FOLDER = re.compile(r"([0-9a-f]{32})(?:-[0-9a-f]{4})?/")',
+        'SHARD_FOLDER = re.compile(r"([0-9a-f]{32})/")',
+        CONTROLLER_BACKUP_TESTS,
+    ),
+    Mutant(
+        "the import gives up at once while no pageserver is available",
+        "components/neon/controller_backup.py",
+        'waiting = status == 503 or (status == 400 and "No nodes available" in str(message))',
+        "waiting = False",
+        CONTROLLER_BACKUP_TESTS,
+    ),
+    Mutant(
+        "the upload leaves a dump's failure unreported",
+        "components/neon/controller_backup.py",
+        "        failures.append(f\"dump {marker.stem} failed: {said[-500:] or 'no message'}\")\n",
+        "",
+        CONTROLLER_BACKUP_TESTS,
+    ),
+    Mutant(
+        "a controller backup is stale only after three intervals",
+        "components/monitoring/rules.py",
+        'f"time() - {metric}_last_success_timestamp_seconds > {2 * every_s} "',
+        'f"time() - {metric}_last_success_timestamp_seconds > {3 * every_s} "',
+        MONITORING_TESTS,
     ),
     # TLS on the public listeners
     Mutant(

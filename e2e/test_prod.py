@@ -8,6 +8,7 @@ member was created with) and availability on the containers."""
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -30,8 +31,7 @@ from policies.program import stack_config, unwrap_secrets
 def prod(engine: Engine) -> Iterator[Deployment]:
     # One engine is one Swarm node: one LB, one Kong and one pooler task publish their ports there.
     config = stack_config("prod")[0]
-    # The MinIO stand-in keeps objects on a single server only: the dev stack runs the backups.
-    qdrant = {**config["rag-infra:qdrant"], "lbReplicas": 1, "backups": {"enabled": False}}
+    qdrant = {**config["rag-infra:qdrant"], "lbReplicas": 1}
     kong = {**config["rag-infra:kong"], "replicas": 1}
     neon = {**config.get("rag-infra:neon", {}), "poolerReplicas": 1}
     deployment = deploy(
@@ -84,6 +84,27 @@ def test_quorum_members_are_spread_one_per_host(prod: Deployment) -> None:
         members = [c for c in prod.run.workloads if c.plain("name").removeprefix(prefix).isdigit()]
         placed = Counter(prod.run.provider_host(c) for c in members if c.plain("name").startswith(prefix))
         assert placed == dict.fromkeys(hosts, 1), (prefix, placed)
+
+
+def test_both_backups_land_in_the_distributed_object_storage(prod: Deployment) -> None:
+    """The Qdrant snapshots and the controller's dump go into the 3-node MinIO (a write quorum
+    of its 6 drives), and read back from it: each service lists a complete backup."""
+    listings = {
+        "rag-infra-prod-qdrant-backup": ["python3", "-m", "components.qdrant.snapshots", "list"],
+        "rag-infra-prod-storage-controller-backup": [
+            "python3",
+            "-m",
+            "components.neon.controller_backup",
+            "list",
+        ],
+    }
+    deadline = time.monotonic() + 120  # the upload service looks into its spool every minute
+    for service, command in listings.items():
+        while not (listed := prod.container(service).exec_run(command)).output.strip():
+            assert time.monotonic() < deadline, f"{service}: no complete backup in 120 s"
+            time.sleep(5)
+        assert listed.exit_code == 0, listed.output.decode()
+        print(f"{service}: {listed.output.decode().strip()}")
 
 
 def test_names_resolve_over_the_overlay_and_ports_are_the_declared_ones(prod: Deployment) -> None:

@@ -46,12 +46,12 @@ class RestoreError(RuntimeError):
 class Restore:
     """The restore's steps against one Docker engine (the Swarm manager, host 0)."""
 
-    def __init__(self, client, prefix: str, out: Callable[[str], None] = print) -> None:
+    def __init__(self, client: docker.DockerClient, prefix: str, out: Callable[[str], None] = print) -> None:
         self.client = client
         self.prefix = prefix
         self.out = out
 
-    def task(self, alias: str):
+    def task(self, alias: str) -> docker.models.containers.Container:
         """The running container of `<prefix>-<alias>` on this host (the services are pinned there)."""
         service = f"{self.prefix}-{alias}"
         running = self.client.containers.list(filters={"label": f"{SERVICE_LABEL}={service}"})
@@ -105,7 +105,7 @@ class Restore:
         self.out(f"restored {chosen} in {time.monotonic() - started:.1f} s")
 
 
-def engine(host: str):
+def engine(host: str) -> docker.DockerClient:
     """The Docker engine of `host` (ssh:// through the ssh client, as Pulumi's provider does)."""
     return docker.DockerClient(base_url=host, use_ssh_client=host.startswith("ssh://"))
 

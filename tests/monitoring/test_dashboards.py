@@ -17,9 +17,10 @@ from components.monitoring.config import dashboards, panel_queries
 from components.monitoring.monitoring import own_jobs
 from components.monitoring.rules import alert_rules
 from components.monitoring.scrape import ScrapeTarget, render_prometheus_yml
+from components.platform.objectstore import Metrics
 from components.scrape_targets import stack_alert_targets, stack_scrape_jobs
 from components.settings import parse_settings
-from tests.support.fake_metrics import EXPOSITIONS
+from tests.support.fake_metrics import EXPOSITIONS, backup_exposition
 from tests.support.prometheus import MetricsServer, active_targets, metric_names, running_prometheus
 
 TOKEN = "qdrant-api-key-for-prometheus"
@@ -112,3 +113,16 @@ def test_every_dashboard_names_the_provisioned_datasource():
             assert panel["targets"], (file, panel["title"])
     uids = [json.loads(text)["uid"] for text in dashboards().values()]
     assert len(set(uids)) == len(uids) and "rag-infra-overview" in uids
+
+
+@pytest.mark.parametrize("prefix", ["qdrant_backup", "neon_controller_backup"])
+def test_the_backup_expositions_are_what_the_services_serve(prefix):
+    """fake_metrics writes the backup services' metrics out (the stand-in images carry it without
+    the components package): the same families, types and samples as objectstore.Metrics."""
+    served = Metrics(prefix)
+    served.last_success, served.kept = 1.7642e9, 7
+
+    def families(text: str) -> list[str]:
+        return [line for line in text.splitlines() if not line.startswith("# HELP")]
+
+    assert families(backup_exposition(prefix)) == families(served.text())

@@ -19,9 +19,11 @@ an erasure-coded deployment over several servers, with MinIO's rules (RELEASE.20
   `/minio/health/cluster` is 200 only with a write quorum of drives online (`/cluster/read`: a
   read quorum), else 503.
 - S3 calls are signed (the access key must be MINIO_ROOT_USER and the signature made with
-  MINIO_ROOT_PASSWORD, standin.s3_authorization); buckets are folders on every drive. A bucket
-  is made on every online drive and exists where a read quorum of drives holds it; too few
-  drives online answers 503.
+  MINIO_ROOT_PASSWORD, standin.s3_authorization, or SigV4); buckets are folders on every drive.
+  A bucket is made on every online drive and exists where a read quorum of drives holds it; too
+  few drives online answers 503. An object is a whole copy on every drive holding its bucket
+  (erasure coding's shards are beyond the stand-in, its quorums are not): a write needs the
+  write quorum of drives to take it, a read or a listing a read quorum online.
 - Servers talk to each other on `/minio/standin/…`, signed with the same root credentials (real
   MinIO signs its internode calls with them: cmd/jwt.go authenticateNode), so a server with
   other credentials counts as offline.
@@ -166,6 +168,33 @@ def parse_endpoint(endpoint: str) -> tuple[str, str, int, str]:
     return address, host, int(port or 80), "/" + path
 
 
+def drive_object(drive: Path, method: str, bucket: str, key: str, body: bytes) -> list[bytes]:
+    """One drive's part of an object call: [] when the drive lacks the bucket (or the object,
+    for GET and DELETE); else [the bytes] for GET, [b""] for a PUT or DELETE done. Each drive
+    keeps a whole copy: erasure coding's shards are beyond the stand-in, its quorums are not."""
+    folder = drive / bucket
+    path = folder / "objects" / key
+    if not folder.is_dir():
+        return []
+    if method == "PUT":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
+        return [b""]
+    if not path.is_file():
+        return []
+    if method == "GET":
+        return [path.read_bytes()]
+    path.unlink()
+    return [b""]
+
+
+def drive_keys(drive: Path, bucket: str, prefix: str) -> set[str]:
+    root = drive / bucket / "objects"
+    if not root.is_dir():
+        return set()
+    return {k for p in root.rglob("*") if p.is_file() and (k := str(p.relative_to(root))).startswith(prefix)}
+
+
 class Node:
     """This server: its drives, its peers (host:port -> their drive count), and the store's state."""
 
@@ -215,6 +244,54 @@ class Node:
             return err.code, {}
         except (OSError, ValueError):
             return 0, {}
+
+    def call_raw(self, peer: str, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        """A signed internode call carrying and answering bytes; (0, b"") when the peer is offline."""
+        request = urllib.request.Request(
+            f"http://{peer}/minio/standin{path}",
+            data=body,
+            method=method,
+            headers={"Authorization": s3_authorization(self.user, self.password)},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return answer.status, answer.read()
+        except urllib.error.HTTPError as err:
+            return err.code, b""
+        except OSError:
+            return 0, b""
+
+    def object_copies(self, method: str, bucket: str, key: str, body: bytes = b"") -> tuple[int, list[bytes]]:
+        """The object on every online drive: written (PUT), read (GET) or removed (DELETE).
+        Returns (online drives, what each drive holding it answered: its bytes for GET)."""
+        online, done = 0, []
+        quoted = urllib.parse.quote(f"{bucket}/{key}")
+        for drive in self.local:
+            online += 1
+            done += drive_object(drive, method, bucket, key, body)
+        for peer, drives in self.peers.items():
+            status, answer = self.call_raw(
+                peer, method, f"/object/{quoted}", body if method == "PUT" else None
+            )
+            if status == 0:
+                continue
+            online += drives
+            if status == 200:
+                copies = json.loads(answer)
+                done += [bytes.fromhex(c) for c in copies]
+        return online, done
+
+    def keys(self, bucket: str, prefix: str) -> tuple[int, set[str]]:
+        """(online drives, the keys under `prefix` some online drive holds)."""
+        online, found = len(self.local), set()
+        for drive in self.local:
+            found |= drive_keys(drive, bucket, prefix)
+        for peer, drives in self.peers.items():
+            status, answer = self.call_raw(peer, "GET", f"/keys/{bucket}?prefix={urllib.parse.quote(prefix)}")
+            if status == 200:
+                online += drives
+                found |= set(json.loads(answer))
+        return online, found
 
     def online_drives(self) -> int:
         """Local drives plus those of every peer that answers with the same credentials."""
@@ -291,45 +368,52 @@ def main() -> None:
             return sigv4_valid(self.command, self.path.split("?")[0], query, self.headers, user, password)
 
         def _object(self, bucket: str, key: str, body: bytes) -> None:
-            """Objects of a single-server store, on its first drive (the e2e dev stack's)."""
-            if node.peers or len(node.local) > 1:
-                return self._send(501, b"<Error><Code>NotImplemented</Code></Error>")
-            folder = node.local[0] / bucket
-            if not folder.is_dir():
-                return self._send(404, b"<Error><Code>NoSuchBucket</Code></Error>")
-            path = folder / "objects" / key
+            """An object on every drive: a write needs the write quorum of drives to take it, a
+            read finds it on a read quorum's worth of online drives (cmd/erasure-object.go)."""
+            online, done = node.object_copies(self.command, bucket, key, body)
             if self.command == "PUT":
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(body)
+                if len(done) < node.write_quorum:
+                    if online < node.write_quorum:
+                        return self._send(503, b"<Error><Code>InsufficientWriteQuorum</Code></Error>")
+                    return self._send(404, b"<Error><Code>NoSuchBucket</Code></Error>")
                 return self._send(200)
-            if not path.is_file():
-                return self._send(404, b"<Error><Code>NoSuchKey</Code></Error>")
+            if online < node.read_quorum:
+                return self._send(503, b"<Error><Code>InsufficientReadQuorum</Code></Error>")
             if self.command == "GET":
-                return self._send(200, path.read_bytes(), {"Content-Type": "application/octet-stream"})
+                if not done:
+                    return self._send(404, b"<Error><Code>NoSuchKey</Code></Error>")
+                return self._send(200, done[0], {"Content-Type": "application/octet-stream"})
             if self.command == "DELETE":
-                path.unlink()
                 return self._send(204)
             return self._send(405)
 
         def _list(self, bucket: str, prefix: str) -> None:
-            root = node.local[0] / bucket / "objects"
-            stored = (
-                [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()] if root.is_dir() else []
-            )
-            keys = sorted(k for k in stored if k.startswith(prefix))
+            online, keys = node.keys(bucket, prefix)
+            if online < node.read_quorum:
+                return self._send(503, b"<Error><Code>InsufficientReadQuorum</Code></Error>")
             xml = (
-                "".join(f"<Contents><Key>{k}</Key></Contents>" for k in keys)
+                "".join(f"<Contents><Key>{k}</Key></Contents>" for k in sorted(keys))
                 + "<IsTruncated>false</IsTruncated>"
             )
             ns = "http://s3.amazonaws.com/doc/2006-03-01/"
             self._send(200, f'<ListBucketResult xmlns="{ns}">{xml}</ListBucketResult>'.encode())
 
-        def _internode(self, path: str) -> None:
+        def _internode(self, path: str, body: bytes) -> None:
             if path == "/minio/standin/status" and self.command == "GET":
                 return self._send(200, b"{}")
             if path == "/minio/standin/format" and self.command == "PUT":
                 node.format_local()
                 return self._send(200, b"{}")
+            match = re.fullmatch(r"/minio/standin/object/([a-z0-9.-]+)/(.+)", path)
+            if match and self.command in ("GET", "PUT", "DELETE"):
+                bucket, key = match[1], urllib.parse.unquote(match[2])
+                copies = [c for d in node.local for c in drive_object(d, self.command, bucket, key, body)]
+                return self._send(200, json.dumps([c.hex() for c in copies]).encode())
+            match = re.fullmatch(r"/minio/standin/keys/([a-z0-9.-]+)", path)
+            if match and self.command == "GET":
+                prefix = dict(urllib.parse.parse_qsl(self.path.partition("?")[2])).get("prefix", "")
+                found = set().union(*(drive_keys(d, match[1], prefix) for d in node.local))
+                return self._send(200, json.dumps(sorted(found)).encode())
             match = re.fullmatch(r"/minio/standin/bucket/([a-z0-9.-]+)", path)
             if match and self.command in ("GET", "PUT"):
                 held = 0
@@ -370,7 +454,7 @@ def main() -> None:
             if not self._signed(query):
                 return self._send(403, b"<Error><Code>SignatureDoesNotMatch</Code></Error>")
             if path.startswith("/minio/standin/"):
-                return self._internode(path)
+                return self._internode(path, body)
             if not formed:
                 return self._send(503, b"<Error><Code>XMinioServerNotInitialized</Code></Error>")
             if path == "/" and self.command == "GET":
