@@ -107,6 +107,12 @@ def reachable_from_elsewhere(port: int) -> bool:
     return accepts(address, port)
 
 
+WRITTEN_ON_DEMAND = frozenset({"/qdrant/snapshots", "/alertmanager", "/backups"})
+"""Volume paths that may be empty: Qdrant's snapshots (asked for, then moved to the object
+storage), Alertmanager's state (written every 15 minutes), the controller backups' spool (each
+dump leaves it once uploaded)."""
+
+
 def data_volumes_hold_data(deployment: Deployment, written_on_demand: frozenset[str]) -> None:
     """Each named volume holds what its service wrote (a mount at the wrong path leaves it
     empty and the data in the container's own layer, lost with it), but the volumes mounted at

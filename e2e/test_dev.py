@@ -18,6 +18,7 @@ from components.neon.controller_restore import Restore
 from e2e.checks import (
     OPERATOR_PORTS,
     PUBLIC_PORTS,
+    WRITTEN_ON_DEMAND,
     data_volumes_hold_data,
     monitoring_sees_the_whole_stack,
     names_resolve_to_their_containers,
@@ -170,7 +171,7 @@ def test_published_ports_are_exactly_the_declared_ones_and_operator_ports_stay_o
 
 
 def test_every_data_volume_holds_its_service_data(dev: Deployment) -> None:
-    data_volumes_hold_data(dev, written_on_demand=frozenset({"/qdrant/snapshots", "/alertmanager"}))
+    data_volumes_hold_data(dev, written_on_demand=WRITTEN_ON_DEMAND)
 
 
 def _grpc_health(target: str) -> str:

@@ -18,6 +18,7 @@ import requests
 
 from components.platform.tls import ca_bundle_file
 from e2e.checks import (
+    WRITTEN_ON_DEMAND,
     data_volumes_hold_data,
     monitoring_sees_the_whole_stack,
     names_resolve_to_their_containers,
@@ -111,7 +112,7 @@ def test_names_resolve_over_the_overlay_and_ports_are_the_declared_ones(prod: De
     names = names_resolve_to_their_containers(prod, prober="rag-infra-prod-qdrant-lb")
     assert {"safekeeper-0", "safekeeper-1", "safekeeper-2"} <= names
     published_ports_are_the_declared_ones(prod)
-    data_volumes_hold_data(prod, written_on_demand=frozenset({"/qdrant/snapshots", "/alertmanager"}))
+    data_volumes_hold_data(prod, written_on_demand=WRITTEN_ON_DEMAND)
 
 
 def test_the_public_listeners_speak_tls_with_the_stacks_certificate(prod: Deployment) -> None:
