@@ -26,7 +26,7 @@ from components.neon import controller_backup
 from components.neon.settings import ControllerBackupSettings
 from components.platform import objectstore
 from components.platform.hosts import DockerHosts
-from components.platform.scripts import PROGRAM_ENV, program_files
+from components.platform.scripts import BACKUP_MEMORY_MB, BackupProgram, Bucket, backup_program
 from components.platform.service import HealthCheck, Mount, ServiceFile, ServiceSpec
 
 if TYPE_CHECKING:
@@ -39,7 +39,6 @@ PGPASS_FILE = "/run/secrets/storage-controller-pgpass"
 S3_SECRET_FILE = "/run/secrets/storage-controller-backup-s3-secret"  # noqa: S105 (a path)
 DUMP_SCRIPT = "/opt/rag-infra/dump-loop.sh"
 RESTORE_SCRIPT = "/opt/rag-infra/restore-dump.sh"
-MEMORY_MB = 256
 
 
 def render_dump_loop() -> str:
@@ -171,39 +170,30 @@ class ControllerBackups(pulumi.ComponentResource):
                 ],
                 mounts=[mount],
                 pinned_to=0,
-                memory_mb=MEMORY_MB,
+                memory_mb=BACKUP_MEMORY_MB,
                 health=HealthCheck(["CMD", "pg_isready", "-q"], interval="30s"),
             ),
             parent=self,
         )
         self.upload = hosts.service(
             f"{name}-upload",
-            ServiceSpec(
-                alias=UPLOAD_ALIAS,
-                component="neon-controller-backup",
-                image=hosts.image_ref(f"{name}-image", settings.image, self),
-                command=["python3", "-m", MODULE, "watch", "--keep", str(settings.keep)],
-                env={
-                    "S3_ENDPOINT": args.store_url,
-                    "S3_BUCKET": settings.bucket,
-                    "S3_USER": args.store_user,
-                    "S3_SECRET_KEY_FILE": S3_SECRET_FILE,
-                    "SPOOL": controller_backup.SPOOL,
-                    "CONTROLLER_URL": args.controller_url,
-                    "NEON_BUCKET": args.neon_bucket,
-                    "NEON_TENANTS_PREFIX": args.tenants_prefix,
-                    **PROGRAM_ENV,
-                },
-                files=[
-                    *program_files(objectstore, controller_backup),
-                    ServiceFile(S3_SECRET_FILE, args.store_password, secret=True),
-                ],
-                mounts=[mount],
-                pinned_to=0,
-                memory_mb=MEMORY_MB,
-                health=HealthCheck(
-                    ["CMD", "python3", "-c", controller_backup.HEALTH], interval="30s", start_period="60s"
-                ),
+            backup_program(
+                BackupProgram(
+                    alias=UPLOAD_ALIAS,
+                    component="neon-controller-backup",
+                    image=hosts.image_ref(f"{name}-image", settings.image, self),
+                    module=controller_backup,
+                    args=["watch", "--keep", str(settings.keep)],
+                    bucket=Bucket(args.store_url, settings.bucket, args.store_user, args.store_password),
+                    password_file=S3_SECRET_FILE,
+                    env={
+                        "SPOOL": controller_backup.SPOOL,
+                        "CONTROLLER_URL": args.controller_url,
+                        "NEON_BUCKET": args.neon_bucket,
+                        "NEON_TENANTS_PREFIX": args.tenants_prefix,
+                    },
+                    mounts=[mount],
+                )
             ),
             parent=self,
         )

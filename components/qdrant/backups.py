@@ -20,8 +20,8 @@ import pulumi
 from components.monitoring.scrape import ScrapeJob, ScrapeTarget
 from components.platform import objectstore
 from components.platform.hosts import DockerHosts
-from components.platform.scripts import PROGRAM_ENV, program_files
-from components.platform.service import HealthCheck, ServiceFile, ServiceSpec
+from components.platform.scripts import BackupProgram, Bucket, backup_program
+from components.platform.service import ServiceFile
 from components.qdrant import snapshots
 from components.qdrant.settings import QdrantBackupSettings
 
@@ -33,7 +33,6 @@ COMPONENT = "qdrant-backup"
 MODULE = snapshots.__name__
 API_KEY_FILE = "/run/secrets/qdrant-backup-api-key"
 S3_SECRET_FILE = "/run/secrets/qdrant-backup-s3-secret"  # noqa: S105 (a path)
-MEMORY_MB = 256
 
 
 def scrape_jobs() -> list[ScrapeJob]:
@@ -75,32 +74,22 @@ class QdrantBackups(pulumi.ComponentResource):
         schedule = ["schedule", "--every", str(settings.every_hours * 3600), "--keep", str(settings.keep)]
         self.service = hosts.service(
             f"{name}-service",
-            ServiceSpec(
-                alias=ALIAS,
-                component=COMPONENT,
-                image=hosts.image_ref(f"{name}-image", settings.image, self),
-                command=["python3", "-m", MODULE, *schedule],
-                env={
-                    "QDRANT_NODES": ",".join(args.nodes),
-                    "QDRANT_API_KEY_FILE": API_KEY_FILE,
-                    "COLLECTIONS": ",".join(args.collections),
-                    "S3_ENDPOINT": args.store_url,
-                    "S3_BUCKET": settings.bucket,
-                    "S3_USER": args.store_user,
-                    "S3_SECRET_KEY_FILE": S3_SECRET_FILE,
-                    **PROGRAM_ENV,
-                },
-                files=[
-                    *program_files(objectstore, snapshots),
-                    ServiceFile(API_KEY_FILE, args.api_key, secret=True),
-                    ServiceFile(S3_SECRET_FILE, args.store_password, secret=True),
-                ],
-                # On the manager, where the restore command reaches it (no data of its own).
-                pinned_to=0,
-                memory_mb=MEMORY_MB,
-                health=HealthCheck(
-                    ["CMD", "python3", "-c", snapshots.HEALTH], interval="30s", start_period="60s"
-                ),
+            backup_program(
+                BackupProgram(
+                    alias=ALIAS,
+                    component=COMPONENT,
+                    image=hosts.image_ref(f"{name}-image", settings.image, self),
+                    module=snapshots,
+                    args=schedule,
+                    bucket=Bucket(args.store_url, settings.bucket, args.store_user, args.store_password),
+                    password_file=S3_SECRET_FILE,
+                    env={
+                        "QDRANT_NODES": ",".join(args.nodes),
+                        "QDRANT_API_KEY_FILE": API_KEY_FILE,
+                        "COLLECTIONS": ",".join(args.collections),
+                    },
+                    files=[ServiceFile(API_KEY_FILE, args.api_key, secret=True)],
+                )
             ),
             parent=self,
         )
