@@ -346,7 +346,7 @@ def test_the_controllers_database_comes_back_from_its_backup(dev: Deployment) ->
     assert requests.get(config_url, timeout=10).json()["tenant_specific_overrides"] == backed_up
     assert requests.get(f"{controller}/v1/tenant/{tenant}/timeline/{main}", timeout=10).ok
     assert dev.wait_healthy(90)["rag-infra-dev-storage-controller"] == "healthy"
-    print(f"\ncontroller restore drill: {stamp} back in {took:.1f} s")
+    print(f"\ncontroller restore drill: {stamp} back in {took:.1f} s:", *said, sep="\n")
 
 
 def test_a_second_apply_of_the_same_render_changes_nothing(dev: Deployment) -> None:

@@ -89,20 +89,24 @@ class Restore:
 
     def restore(self, backup: str | None) -> None:
         started = time.monotonic()
+
+        def step(text: str) -> None:
+            self.out(f"[{time.monotonic() - started:5.1f} s] {text}")
+
         fetch = ["python3", "-m", MODULE, "fetch", *(["--backup", backup] if backup else [])]
-        self.out("1/5 fetching the backup into the spool")
+        step("1/5 fetching the backup into the spool")
         chosen = self.run(UPLOAD_ALIAS, fetch, "fetch").strip()
-        self.out(f"2/5 stopping the storage controller (restoring {chosen})")
+        step(f"2/5 stopping the storage controller (restoring {chosen})")
         self.controller_replicas(0)
         try:
-            self.out("3/5 restoring the database")
+            step("3/5 restoring the database")
             self.run(DUMP_ALIAS, ["/bin/sh", RESTORE_SCRIPT], "the database restore")
         finally:
-            self.out("4/5 starting the storage controller")
+            step("4/5 starting the storage controller")
             self.controller_replicas(1)
-        self.out("5/5 importing every tenant of the object storage")
+        step("5/5 importing every tenant of the object storage")
         self.run(UPLOAD_ALIAS, ["python3", "-m", MODULE, "reattach"], "reattach")
-        self.out(f"restored {chosen} in {time.monotonic() - started:.1f} s")
+        step(f"restored {chosen}")
 
 
 def engine(host: str) -> docker.DockerClient:

@@ -584,7 +584,8 @@ def test_the_restore_runs_its_five_steps_in_order(monkeypatch, capsys):
         ("exec", upload, "reattach"),
     ]
     assert ("get", controller) in engine.log
-    assert "restored 20261127T030000Z in" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "1/5 fetching the backup" in printed and "] restored 20261127T030000Z" in printed
 
 
 def test_a_failed_fetch_touches_nothing(monkeypatch, capsys):
