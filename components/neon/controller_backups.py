@@ -86,7 +86,8 @@ dump="$SPOOL/restore/{controller_backup.DUMP_NAME}"
 sql="$dump.sql"
 pg_restore --list "$dump" >/dev/null
 pg_restore --no-owner --no-privileges --file="$sql" "$dump"
-psql --no-psqlrc --quiet --set=ON_ERROR_STOP=1 --single-transaction \\
+PGOPTIONS="-c client_min_messages=warning" psql --no-psqlrc --quiet --output=/dev/null \\
+    --set=ON_ERROR_STOP=1 --single-transaction \\
     --command='DROP SCHEMA IF EXISTS public CASCADE' --command='CREATE SCHEMA public' --file="$sql"
 rm -f "$sql"
 echo "restored $dump into $PGDATABASE"

@@ -248,6 +248,11 @@ def test_a_dump_round_leaves_a_complete_dump_that_restores_the_controllers_table
         ["/bin/sh", "-c", render_restore_script()], env=env, capture_output=True, text=True
     )
     assert restored.returncode == 0, restored.stderr
+    # Quiet on success: the operator reads one line (no query results, no cascade notices).
+    assert (
+        restored.stdout == f"restored {restore_dir / controller_backup.DUMP_NAME} into {controller_db.name}\n"
+    )
+    assert restored.stderr == ""
     assert _rows(controller_db.dsn) == before
     with psycopg.connect(controller_db.dsn) as conn:
         # The schema is the dump's: diesel migrates on from there when the controller starts.
