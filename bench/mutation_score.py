@@ -452,8 +452,9 @@ MUTANTS = [
     Mutant(
         "Kong's admin API published by the service",
         "components/kong/gateway.py",
-        "ports={PROXY_PORT: settings.proxy_port},",
-        "ports={PROXY_PORT: settings.proxy_port, ADMIN_PORT: settings.admin_port},",
+        "ports={PROXY_TLS_PORT if tls else PROXY_PORT: settings.proxy_port},",
+        "ports={PROXY_TLS_PORT if tls else PROXY_PORT: settings.proxy_port, "
+        "ADMIN_PORT: settings.admin_port},",
         (*PROGRAM_TESTS, "tests/kong"),
     ),
     Mutant(
@@ -609,8 +610,8 @@ MUTANTS = [
     Mutant(
         "the MinIO gate takes liveness for a write quorum after a rollout",
         "components/neon/minio_gate.py",
-        'status, server = _health(urls[index], "/minio/health/cluster")',
-        'status, server = _health(urls[index], "/minio/health/live")',
+        'status, server = health(urls[index], "/minio/health/cluster")',
+        'status, server = health(urls[index], "/minio/health/live")',
         OBJECT_STORAGE_TESTS,
     ),
     Mutant(
@@ -794,8 +795,8 @@ MUTANTS = [
     Mutant(
         "the controller stays stopped when the database restore fails",
         "components/neon/controller_restore.py",
-        '        finally:\n            self.out("4/5',
-        '        except RestoreError:\n            raise\n        else:\n            self.out("4/5',
+        '        finally:\n            step("4/5',
+        '        except RestoreError:\n            raise\n        else:\n            step("4/5',
         CONTROLLER_BACKUP_TESTS,
     ),
     Mutant(

@@ -193,6 +193,14 @@ BAD = [
     ),
     ({"neon": "big"}, "rag-infra:neon must be an object, got 'big'"),
     (
+        {"neon": {"controllerBackups": {"bucket": "Controller_Dumps"}}},
+        "rag-infra:neon.controllerBackups.bucket must be an S3 bucket name, got 'Controller_Dumps'",
+    ),
+    (
+        {"neon": {"controllerBackups": {"every": 6}}},
+        "rag-infra:neon.controllerBackups has unknown key(s) every",
+    ),
+    (
         {"neon": {"branches": [{"name": "b", "computePort": 99999}]}},
         "computePort must be a whole number >= 1 and <= 65535",
     ),
@@ -283,6 +291,12 @@ BOUNDARIES = [
     ({"qdrant": {"backups": {"keep": 0}}}, False),
     ({"qdrant": {"backups": {"everyHours": 168, "keep": 365}}}, True),
     ({"qdrant": {"backups": {"everyHours": 169}}}, False),
+    ({"neon": {"controllerBackups": {"everyHours": 1, "keep": 1}}}, True),
+    ({"neon": {"controllerBackups": {"everyHours": 0}}}, False),
+    ({"neon": {"controllerBackups": {"keep": 0}}}, False),
+    ({"neon": {"controllerBackups": {"everyHours": 168, "keep": 365}}}, True),
+    ({"neon": {"controllerBackups": {"everyHours": 169}}}, False),
+    ({"neon": {"controllerBackups": {"keep": 366}}}, False),
     ({"neon": {"poolerReplicas": 1}}, True),
     ({"neon": {"poolerReplicas": 0}}, False),
     ({"qdrant": {"lbPort": 65535}}, True),

@@ -309,6 +309,23 @@ def test_a_failed_dump_leaves_what_pg_dump_said_and_no_dump(controller_db, tmp_p
     assert not list(spool.glob("*.dump")) and not list(spool.glob("*.partial"))
 
 
+def test_a_dump_that_does_not_read_back_is_not_counted(controller_db, tmp_path):
+    """A pg_dump that exits 0 but leaves a file pg_restore cannot read (a full or failing disk
+    under it) is a failure, not a backup."""
+    env = _pg_env(controller_db, tmp_path)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    broken = bin_dir / "pg_dump"
+    broken.write_text(
+        '#!/bin/sh\nfor arg; do case "$arg" in --file=*) printf PGDMP > "${arg#--file=}";; esac; done\n'
+    )
+    broken.chmod(0o755)
+    env["PATH"] = f"{bin_dir}:{env['PATH']}"
+    (failed,) = _one_round(env)
+    assert failed.suffix == ".failed" and "pg_restore" in failed.read_text()
+    assert not list(Path(env["SPOOL"]).glob("*.dump")) and not list(Path(env["SPOOL"]).glob("*.partial"))
+
+
 def test_once_makes_one_dump_and_exits_with_its_status(controller_db, tmp_path):
     env = {**_pg_env(controller_db, tmp_path), "ONCE": "1"}
     made = subprocess.run(
