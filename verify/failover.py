@@ -30,20 +30,18 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import docker
 import psycopg
 import requests
 
 from components.neon.minio_gate import health as minio_health
 from components.neon.object_storage import writes_survive_losing_any_host
 from components.neon.settings import ObjectStorageSettings
+from components.platform.engine import engine, service_tasks
 from components.platform.hosts import round_robin
 from components.qdrant.collection import QdrantApiError, QdrantRest, replica_placement, unhealthy_replicas
 from components.qdrant.settings import CollectionSettings
 from verify.report import Check
 
-SERVICE_LABEL = "com.docker.swarm.service.name"
-"""Swarm labels each task container with its service's name."""
 RECOVERY_LIMIT_S = 5.0
 """The plan's failover criterion."""
 OBJECT_STORAGE_HOLD_S = 10.0
@@ -75,20 +73,11 @@ def member(hosts: Sequence[str], prefix: str, index: int, count: int) -> Member:
     return Member(hosts[round_robin(count, len(hosts))[index]], f"{prefix}-{index}")
 
 
-def _engine(host: str) -> docker.DockerClient:
-    return docker.DockerClient(base_url=host, use_ssh_client=host.startswith("ssh://"))
-
-
-def _tasks(client: docker.DockerClient, service: str) -> list:
-    """The running containers of a Swarm service's tasks on this engine."""
-    return client.containers.list(filters={"label": f"{SERVICE_LABEL}={service}"})
-
-
 def running_task(hosts: Sequence[str], service: str) -> Member:
     """Where a service's task runs now (a part Swarm may have moved): the first host whose
     engine has a running container of it."""
     for host in dict.fromkeys(hosts):
-        if _tasks(_engine(host), service):
+        if service_tasks(engine(host), service):
             return Member(host, service)
     raise LookupError(f"no running task of {service} on any host")
 
@@ -98,8 +87,8 @@ def stopped(target: Member) -> Iterator[float]:
     """The member stopped for the duration of the block (yields when it stopped); a container is
     started again afterwards whatever happens in the block, a service's task is replaced by
     Swarm (restart policy) as soon as it can."""
-    client = _engine(target.host)
-    tasks = _tasks(client, target.container)
+    client = engine(target.host)
+    tasks = service_tasks(client, target.container)
     if tasks:
         # A Swarm service's task: Swarm replaces it by itself, on the node it is pinned to.
         # Starting the stopped one again would run a second process on the member's volume.

@@ -153,11 +153,15 @@ class Controller:
         except ValueError:
             return answer.status, raw.decode(errors="replace")
 
+    @staticmethod
+    def message(answer: object) -> object:
+        """What an error answer says: Neon's `{"msg": ...}`, else the body as it came."""
+        return answer.get("msg", answer) if isinstance(answer, dict) else answer
+
     def ok(self, method: str, path: str, body: object | None = None) -> object:
         status, answer = self.call(method, path, body)
         if status // 100 != 2:
-            message = answer.get("msg", answer) if isinstance(answer, dict) else answer
-            raise BackupError(f"controller {method} {path}: HTTP {status}: {message}")
+            raise BackupError(f"controller {method} {path}: HTTP {status}: {self.message(answer)}")
         return answer
 
     def wait_ready(self, timeout_s: float, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -190,7 +194,7 @@ def _import(controller: Controller, tenant: str, attempts: int, sleep: Callable[
         status, answer = controller.call("POST", path)
         if status == 200 and isinstance(answer, dict):
             return answer
-        message = answer.get("msg", answer) if isinstance(answer, dict) else answer
+        message = Controller.message(answer)
         waiting = status == 503 or (status == 400 and "No nodes available" in str(message))
         if not waiting or attempt == attempts:
             raise BackupError(f"controller POST {path}: HTTP {status}: {message}")

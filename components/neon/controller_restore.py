@@ -33,9 +33,9 @@ import docker
 
 from components.neon.config import CONTROLLER_ALIAS
 from components.neon.controller_backups import DUMP_ALIAS, MODULE, RESTORE_SCRIPT, UPLOAD_ALIAS
+from components.platform.engine import engine, service_tasks
 from components.platform.settings import SettingsError
 
-SERVICE_LABEL = "com.docker.swarm.service.name"
 STOP_TIMEOUT_S = 120
 
 
@@ -54,7 +54,7 @@ class Restore:
     def task(self, alias: str) -> docker.models.containers.Container:
         """The running container of `<prefix>-<alias>` on this host (the services are pinned there)."""
         service = f"{self.prefix}-{alias}"
-        running = self.client.containers.list(filters={"label": f"{SERVICE_LABEL}={service}"})
+        running = service_tasks(self.client, service)
         if not running:
             raise LookupError(
                 f"no running task of {service} on this host: is neon.controllerBackups.enabled "
@@ -107,11 +107,6 @@ class Restore:
         step("5/5 importing every tenant of the object storage")
         self.run(UPLOAD_ALIAS, ["python3", "-m", MODULE, "reattach"], "reattach")
         step(f"restored {chosen}")
-
-
-def engine(host: str) -> docker.DockerClient:
-    """The Docker engine of `host` (ssh:// through the ssh client, as Pulumi's provider does)."""
-    return docker.DockerClient(base_url=host, use_ssh_client=host.startswith("ssh://"))
 
 
 def main(argv: list[str] | None = None) -> int:

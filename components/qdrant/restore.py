@@ -20,17 +20,16 @@ import argparse
 import sys
 
 import docker
+from docker.models.containers import Container
 
+from components.platform.engine import engine, service_tasks
 from components.platform.settings import SettingsError
 from components.qdrant.backups import ALIAS, MODULE
 
-SERVICE_LABEL = "com.docker.swarm.service.name"
 
-
-def backup_task(host: str, service: str):
+def backup_task(host: str, service: str) -> Container:
     """The running container of the backup service on `host` (it is pinned there)."""
-    client = docker.DockerClient(base_url=host, use_ssh_client=host.startswith("ssh://"))
-    running = client.containers.list(filters={"label": f"{SERVICE_LABEL}={service}"})
+    running = service_tasks(engine(host), service)
     if not running:
         raise LookupError(
             f"no running task of {service} on {host}: is qdrant.backups.enabled (and the Neon tier, "

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from components.neon.settings import ObjectStorageSettings
+from components.platform import engine as docker_engine
 from components.platform.hosts import round_robin
 from tests.support.fake_minio import FakeMinioCluster
 from tests.support.fake_qdrant import PEER_IDS, FakeQdrantCluster
@@ -201,7 +202,7 @@ class _FakeDocker:
         self.containers = self
 
     def list(self, filters: dict) -> list[_FakeContainer]:
-        service = filters["label"].removeprefix(f"{failover.SERVICE_LABEL}=")
+        service = filters["label"].removeprefix(f"{docker_engine.SERVICE_LABEL}=")
         return [_FakeContainer(self.tasks[service], self.log)] if service in self.tasks else []
 
     def get(self, name: str) -> _FakeContainer:
@@ -227,7 +228,7 @@ def test_stopped_leaves_a_service_task_to_swarm_and_restarts_a_container(
     monkeypatch, tasks, containers, expected
 ):
     log: list[str] = []
-    monkeypatch.setattr(failover.docker, "DockerClient", lambda **_: _FakeDocker(tasks, containers, log))
+    monkeypatch.setattr(docker_engine.docker, "DockerClient", lambda **_: _FakeDocker(tasks, containers, log))
     with failover.stopped(Member("unix:///var/run/docker.sock", "rag-infra-dev-qdrant-2")):
         log.append("outage")
     assert log == [expected[0], "outage", *expected[1:]]
@@ -238,7 +239,7 @@ def test_a_task_swarm_may_have_moved_is_found_on_the_host_that_runs_it(monkeypat
         "ssh://a": _FakeDocker({}, set(), []),
         "ssh://b": _FakeDocker({"rag-infra-prod-neon-compute": "rag-infra-prod-neon-compute.1.x"}, set(), []),
     }
-    monkeypatch.setattr(failover.docker, "DockerClient", lambda base_url, **_: engines[base_url])
+    monkeypatch.setattr(docker_engine.docker, "DockerClient", lambda base_url, **_: engines[base_url])
     assert running_task(["ssh://a", "ssh://b", "ssh://a"], "rag-infra-prod-neon-compute") == Member(
         "ssh://b", "rag-infra-prod-neon-compute"
     )

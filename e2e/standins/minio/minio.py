@@ -231,21 +231,18 @@ class Node:
             (drive / FORMAT).write_text(json.dumps({"version": "1", "format": "xl", "drives": self.total}))
 
     def call(self, peer: str, method: str, path: str) -> tuple[int, dict]:
-        """A signed internode call; (0, {}) when the peer is offline."""
-        request = urllib.request.Request(
-            f"http://{peer}/minio/standin{path}",
-            method=method,
-            headers={"Authorization": s3_authorization(self.user, self.password)},
-        )
+        """A signed internode call answering JSON; (0, {}) when the peer is offline."""
+        status, answer = self.call_raw(peer, method, path, timeout=2)
+        if status // 100 != 2:
+            return status, {}
         try:
-            with urllib.request.urlopen(request, timeout=2) as answer:
-                return answer.status, json.loads(answer.read() or b"{}")
-        except urllib.error.HTTPError as err:
-            return err.code, {}
-        except (OSError, ValueError):
+            return status, json.loads(answer or b"{}")
+        except ValueError:
             return 0, {}
 
-    def call_raw(self, peer: str, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+    def call_raw(
+        self, peer: str, method: str, path: str, body: bytes | None = None, timeout: float = 10
+    ) -> tuple[int, bytes]:
         """A signed internode call carrying and answering bytes; (0, b"") when the peer is offline."""
         request = urllib.request.Request(
             f"http://{peer}/minio/standin{path}",
@@ -254,7 +251,7 @@ class Node:
             headers={"Authorization": s3_authorization(self.user, self.password)},
         )
         try:
-            with urllib.request.urlopen(request, timeout=10) as answer:
+            with urllib.request.urlopen(request, timeout=timeout) as answer:
                 return answer.status, answer.read()
         except urllib.error.HTTPError as err:
             return err.code, b""
